@@ -1,0 +1,57 @@
+# The README's commands: `make demo` and `make test` (both set up what they need first).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+SNAKEMAKE := $(VENV)/bin/snakemake
+CORES ?= 2
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_PACKAGES := graphviz
+
+.PHONY: install system-packages lock demo test lint dag report clean-demo
+
+install: system-packages $(VENV)/.installed
+
+# System packages: graphviz (make dag) and a local SLURM for the cluster test; installed only when missing.
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@bash .ci/install-slurm.sh
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(UV) || $(VENV)/bin/pip install -q uv==0.13.9
+	$(UV) pip sync -q --python $(PY) requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	touch $@
+
+# Re-resolve the exact versions after editing requirements.in (torch and torchvision stay pinned together).
+lock: $(VENV)/.installed
+	$(UV) pip compile -q --python $(PY) requirements.in -o requirements.lock
+
+demo: install
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
+	@echo; column -t -s $$'\t' results/metrics/test.tsv 2>/dev/null || cat results/dataset/test/index.tsv | head -3
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(SNAKEMAKE) --lint --configfile config/demo.yaml
+
+dag: install
+	mkdir -p dag
+	$(SNAKEMAKE) --configfile config/demo.yaml --rulegraph | dot -Tsvg > dag/rulegraph.svg
+	$(SNAKEMAKE) --configfile config/demo.yaml --rulegraph | dot -Tpdf > dag/rulegraph.pdf
+	$(SNAKEMAKE) --configfile config/demo.yaml --dag | dot -Tsvg > dag/jobs.svg
+	@echo "wrote dag/rulegraph.svg, dag/rulegraph.pdf and dag/jobs.svg"
+
+report: install
+	$(SNAKEMAKE) --configfile config/demo.yaml --report report.html
+	@echo "wrote report.html"
+
+clean-demo:
+	rm -rf results/demo-data results/dataset results/features results/experiments results/baselines results/metrics results/logs

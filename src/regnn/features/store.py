@@ -1,0 +1,63 @@
+"""Feature shards: one HDF5 file per extractor x split x shard, one (750, D) float32 dataset per clip.
+
+Sharding a split (instead of one file per clip) keeps a full REACT run to a few hundred Snakemake jobs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from regnn.io import atomic_output
+
+
+def unique_clips(clips: Sequence[str]) -> list[str]:
+    """Clips in first-seen order without duplicates: the order shards are cut from."""
+    return list(dict.fromkeys(clips))
+
+
+def shard_clips(clips: Sequence[str], shards: int, k: int) -> list[str]:
+    """The clips of shard k: contiguous chunks of the de-duplicated list (numpy.array_split sizes)."""
+    if not 0 <= k < shards:
+        raise ValueError(f"shard {k} is outside 0..{shards - 1}")
+    chunks = np.array_split(np.arange(len(unique := unique_clips(clips))), shards)
+    return [unique[i] for i in chunks[k]]
+
+
+def write_shard(path: Path, features: Mapping[str, np.ndarray], extractor: str, settings: Mapping) -> None:
+    """Write one shard atomically; every clip must have the same feature dimension."""
+    dims = {np.asarray(v).shape[1] for v in features.values()}
+    if len(dims) > 1:
+        raise ValueError(f"{path}: clips have different feature dimensions {sorted(dims)}")
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["extractor"] = extractor
+            f.attrs["settings"] = json.dumps(settings, sort_keys=True)
+            f.attrs["dim"] = dims.pop() if dims else 0
+            for clip, values in features.items():
+                f.create_dataset(clip, data=np.asarray(values, dtype=np.float32))
+
+
+def shard_dim(path: Path) -> int:
+    with h5py.File(path, "r") as f:
+        return int(f.attrs["dim"])
+
+
+def load_features(shard_paths: Sequence[Path], clips: Sequence[str]) -> np.ndarray:
+    """Features of `clips` (in that order, duplicates allowed) from a split's shards, as one array."""
+    found: dict[str, np.ndarray] = {}
+    for path in shard_paths:
+        with h5py.File(path, "r") as f:
+            def visit(name: str, obj: h5py.Dataset | h5py.Group) -> None:
+                if isinstance(obj, h5py.Dataset):
+                    found[name] = obj[()]
+            f.visititems(visit)
+    missing = [c for c in clips if c not in found]
+    if missing:
+        raise KeyError(f"clips missing from feature shards {[str(p) for p in shard_paths]}: {missing[:5]}"
+                       + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    return np.stack([found[c] for c in clips]).astype(np.float32, copy=False)

@@ -1,0 +1,129 @@
+"""The synthetic dataset has the exact REACT 2024 layout and a dependency a model can learn."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import soundfile
+
+from regnn.data import layout
+from regnn.data.synthetic import SyntheticSettings, write_dataset
+from tests.conftest import TINY
+
+
+def _emotion(root: Path, split: str, key: str) -> np.ndarray:
+    return pd.read_csv(layout.emotion_path(root, split, key)).to_numpy()
+
+
+def test_layout_matches_react_2024(tiny_dataset_master: Path) -> None:
+    root = tiny_dataset_master
+    for split in layout.SPLITS:
+        rows = layout.read_split(root, split)
+        assert len(rows) == 2 * TINY.clips_per_session  # one NoXI and one RECOLA session
+        assert (root / f"{split}.csv").read_text().splitlines()[0] == ",speaker_path,listener_path"
+        matrix = np.load(root / f"neighbour_emotion_{split}.npy")
+        assert matrix.dtype == np.float64 and matrix.shape == (2 * len(rows),) * 2
+        assert set(np.unique(matrix)) <= {0.0, 1.0} and np.all(np.diag(matrix) == 1)
+        speakers, _ = layout.mirrored(rows)
+        assert {k.split("/")[0] for k in speakers} == {"NoXI", "RECOLA"}
+        for key in speakers:
+            assert (root / split / "Video_files" / f"{key}.mp4").is_file()
+            info = soundfile.info(str(root / split / "Audio_files" / f"{key}.wav"))
+            assert info.samplerate == TINY.audio_rate and abs(info.duration - 30.02) < 1e-3
+            assert layout.emotion_path(root, split, key).parent.name in {"P1", "P2"}
+    key = layout.read_split(root, "train")[0][0]
+    assert key.split("/")[2] == "Expert_video"
+    assert (root / "train" / "Emotion" / key.rsplit("/", 2)[0] / "P1" / f"{key.rsplit('/', 1)[1]}.csv").is_file()
+
+
+def test_video_is_h264_at_25_fps_with_751_frames(tiny_dataset_master: Path) -> None:
+    key = layout.read_split(tiny_dataset_master, "test")[0][0]
+    with av.open(str(tiny_dataset_master / "test" / "Video_files" / f"{key}.mp4")) as c:
+        stream = c.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.average_rate == 25
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == layout.VIDEO_FRAMES and frames[0].shape == (TINY.frame_size, TINY.frame_size, 3)
+
+
+def test_emotions_have_react_columns_and_ranges(tiny_dataset_master: Path) -> None:
+    root = tiny_dataset_master
+    speakers, _ = layout.mirrored(layout.read_split(root, "train"))
+    table = pd.read_csv(layout.emotion_path(root, "train", speakers[0]))
+    assert list(table.columns) == layout.EMOTION_COLUMNS and table.shape == (750, 25)
+    all_zero_columns = 0
+    for key in speakers:
+        e = _emotion(root, "train", key)
+        assert set(np.unique(e[:, :15])) <= {0.0, 1.0}
+        assert np.all(np.abs(e[:, 15:17]) <= 1)
+        assert np.all(e[:, 17:] >= 0) and np.allclose(e[:, 17:].sum(axis=1), 1, atol=1e-4)
+        all_zero_columns += int((e[:, :15].max(axis=0) == 0).sum())
+    assert all_zero_columns > 0
+
+
+def test_some_precomputed_features_are_nested_one_folder_too_deep(tiny_dataset_master: Path) -> None:
+    files = list((tiny_dataset_master / "train").glob("*_features/**/*.pth"))
+    nested = [f for f in files if f.parent.name == f.stem]
+    assert nested and len(nested) < len(files)
+
+
+def test_deterministic_per_seed(tmp_path: Path) -> None:
+    small = SyntheticSettings(seed=5, sessions={"train": 1}, clips_per_session=1, frame_size=16, audio_rate=8000)
+
+    def digest(root: Path) -> str:
+        h = hashlib.sha256()
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".csv", ".npy", ".wav",
+                                                                                       ".mp4"}):
+            h.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+        return h.hexdigest()
+
+    write_dataset(tmp_path / "a", small)
+    write_dataset(tmp_path / "b", small)
+    write_dataset(tmp_path / "c", SyntheticSettings(**{**small.__dict__, "seed": 6}))
+    assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
+
+
+def _lagged_corr(a: np.ndarray, b: np.ndarray, lag: int) -> float:
+    return float(np.corrcoef(a[: len(a) - lag], b[lag:])[0, 1])
+
+
+def test_listener_follows_speaker_with_a_lag(tiny_dataset_master: Path) -> None:
+    root = tiny_dataset_master
+    real, shuffled = [], []
+    for split in layout.SPLITS:
+        rows = layout.read_split(root, split)
+        emotions = [(_emotion(root, split, s), _emotion(root, split, l)) for s, l in rows]
+        for i, (speaker, listener) in enumerate(emotions):
+            other = emotions[(i + 1) % len(emotions)][1]
+            for dim in (15, 16):  # valence and arousal
+                real.append(max(_lagged_corr(speaker[:, dim], listener[:, dim], lag) for lag in range(4, 17)))
+                shuffled.append(max(_lagged_corr(speaker[:, dim], other[:, dim], lag) for lag in range(4, 17)))
+    assert np.mean(real) > np.mean(shuffled) + 0.3
+
+
+def test_media_are_driven_by_the_speakers_emotions(tiny_dataset_master: Path) -> None:
+    root = tiny_dataset_master
+    key = layout.read_split(root, "train")[0][0]
+    emotions = _emotion(root, "train", key)
+    with av.open(str(root / "train" / "Video_files" / f"{key}.mp4")) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])[:750].astype(float)
+    brightness = frames[:, 8:24, 8:24, 0].mean(axis=(1, 2))  # the face's skin tone follows arousal
+    assert np.corrcoef(brightness, emotions[:, 16])[0, 1] > 0.5
+    audio, rate = soundfile.read(root / "train" / "Audio_files" / f"{key}.wav")
+    per_frame = rate // 25
+    loudness = np.sqrt((audio[: 750 * per_frame].reshape(750, per_frame) ** 2).mean(axis=1))
+    assert np.corrcoef(loudness, emotions[:, 16])[0, 1] > 0.5
+
+
+def test_neighbours_mark_speakers_with_similar_behaviour(tiny_dataset_master: Path) -> None:
+    root = tiny_dataset_master
+    speakers, _ = layout.mirrored(layout.read_split(root, "train"))
+    means = np.stack([_emotion(root, "train", k)[:, 15:].mean(axis=0) for k in speakers])
+    distance = np.linalg.norm(means[:, None] - means[None], axis=-1)
+    matrix = np.load(root / "neighbour_emotion_train.npy").astype(bool)
+    off_diagonal = ~np.eye(len(speakers), dtype=bool)
+    assert (matrix & off_diagonal).any() and (~matrix).any()
+    assert distance[matrix & off_diagonal].mean() < distance[~matrix].mean()
