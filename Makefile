@@ -6,13 +6,13 @@ UV := $(VENV)/bin/uv
 SNAKEMAKE := $(VENV)/bin/snakemake
 CORES ?= 2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-APT_PACKAGES := graphviz
+APT_PACKAGES := graphviz gcc
 
 .PHONY: install system-packages lock demo test lint dag report clean-demo
 
 install: system-packages $(VENV)/.installed
 
-# System packages: graphviz (make dag) and a local SLURM for the cluster test; installed only when missing.
+# System packages: graphviz (make dag), gcc (the metrics' DTW kernel) and a local SLURM for the cluster test; installed only when missing.
 system-packages:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

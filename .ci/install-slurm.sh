@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
-# Install the Debian packages the SLURM tests need (tests/slurm): a real single-node
-# cluster with accounting, so that `sacct` works for the Snakemake SLURM plugin.
-# Idempotent and quiet: does nothing when every binary is already present.
+# Install the Debian/Ubuntu packages the SLURM tests need (tests/slurm/cluster.py starts them): a
+# single-node cluster with accounting (MariaDB + slurmdbd), because the Snakemake SLURM plugin polls
+# job states with `sacct`. Idempotent and quiet: does nothing when every program is already there.
 set -euo pipefail
 
-needed=(slurmctld slurmd slurmdbd sacct sacctmgr sbatch munged mariadbd)
+programs=(slurmctld slurmd slurmdbd sacct sacctmgr sbatch srun munged mariadbd mariadb-install-db)
 missing=0
-for binary in "${needed[@]}"; do
-    command -v "$binary" >/dev/null 2>&1 || missing=1
+for program in "${programs[@]}"; do
+    command -v "$program" >/dev/null 2>&1 || missing=1
 done
-[ "$missing" -eq 0 ] && exit 0
+if [ "$missing" -eq 0 ]; then
+    exit 0
+fi
 
 sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-# policy-rc.d stops the packages' init scripts from starting daemons during install;
-# the tests start their own, on loopback, with state in a temporary directory.
+
+# Keep the packages' init scripts from starting system daemons (a MariaDB on port 3306, munged):
+# the tests start their own, on loopback, with all state in a temporary directory.
 policy=/usr/sbin/policy-rc.d
-created_policy=0
+added_policy=0
 if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
     $sudo chmod 755 "$policy"
-    created_policy=1
+    added_policy=1
 fi
-trap '[ "$created_policy" -eq 1 ] && $sudo rm -f "$policy"' EXIT
+remove_policy() {
+    if [ "$added_policy" -eq 1 ]; then
+        $sudo rm -f "$policy"
+    fi
+}
+trap remove_policy EXIT
+
+$sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
     slurm-wlm munge slurmdbd mariadb-server >/dev/null

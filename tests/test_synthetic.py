@@ -120,10 +120,14 @@ def test_media_are_driven_by_the_speakers_emotions(tiny_dataset_master: Path) ->
 
 def test_neighbours_mark_speakers_with_similar_behaviour(tiny_dataset_master: Path) -> None:
     root = tiny_dataset_master
-    speakers, _ = layout.mirrored(layout.read_split(root, "train"))
-    means = np.stack([_emotion(root, "train", k)[:, 15:].mean(axis=0) for k in speakers])
-    distance = np.linalg.norm(means[:, None] - means[None], axis=-1)
-    matrix = np.load(root / "neighbour_emotion_train.npy").astype(bool)
-    off_diagonal = ~np.eye(len(speakers), dtype=bool)
-    assert (matrix & off_diagonal).any() and (~matrix).any()
-    assert distance[matrix & off_diagonal].mean() < distance[~matrix].mean()
+    near, far = [], []
+    for split in layout.SPLITS:
+        speakers, _ = layout.mirrored(layout.read_split(root, split))
+        means = np.stack([_emotion(root, split, k)[:, 15:].mean(axis=0) for k in speakers])
+        distance = np.linalg.norm(means[:, None] - means[None], axis=-1)
+        matrix = np.load(root / f"neighbour_emotion_{split}.npy").astype(bool)
+        half = len(speakers) // 2
+        assert not matrix[np.arange(half), np.arange(half) + half].any()  # the partner is not a neighbour
+        near.extend(distance[matrix & ~np.eye(len(speakers), dtype=bool)])
+        far.extend(distance[~matrix])
+    assert near and far and np.mean(near) < np.mean(far)

@@ -44,3 +44,14 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
             break
         counts[parts[0]] = int(parts[1])
     return counts
+
+
+def planned(result: subprocess.CompletedProcess) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run (`-n`) plans, from its per-job blocks."""
+    jobs: list[tuple[str, dict[str, str]]] = []
+    for line in result.stdout.splitlines():
+        if line.startswith("rule ") and line.endswith(":") or line.startswith("localrule "):
+            jobs.append((line.split()[1].rstrip(":"), {}))
+        elif line.strip().startswith("wildcards:") and jobs:
+            jobs[-1][1].update(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
+    return jobs

@@ -41,6 +41,68 @@ def _index(args: argparse.Namespace) -> None:
     print(f"indexed {n} mirrored samples of {args.split} into {out}")
 
 
+def _load_config(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _train(args: argparse.Namespace) -> None:
+    from regnn.logs import log_to
+    from regnn.training import train_experiment
+
+    with log_to(None):
+        train_experiment(_load_config(args.config), args.experiment, args.seed, args.results)
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from regnn.generation import export_official, generate_experiment
+    from regnn.logs import log_to
+
+    with log_to(None):
+        out = generate_experiment(_load_config(args.config), args.experiment, args.seed, args.split,
+                                  args.results, epoch=args.epoch)
+        if args.official:
+            export_official(out, out.parent.parent / "official" / args.split)
+
+
+def _extract(args: argparse.Namespace) -> None:
+    from regnn.features.extract import extract_shard
+    from regnn.features.media import MediaError
+
+    extractors = _load_config(args.config).get("extractors", {})
+    if args.extractor not in extractors:
+        raise SystemExit(f"regnn extract: no extractor {args.extractor!r} in {args.config} "
+                         f"(configured: {', '.join(extractors) or 'none'})")
+    settings = extractors[args.extractor]
+    index = args.index or Path("results/dataset") / args.split / "index.tsv"
+    for shard in [args.shard] if args.shard is not None else range(int(settings.get("shards", 1))):
+        out = args.results / "features" / args.extractor / args.split / f"shard-{shard}.h5"
+        log = args.results / "logs" / "extract" / args.extractor / args.split / f"shard-{shard}.log"
+        try:
+            report = extract_shard(index, out, args.extractor, settings, shard, log_file=log)
+        except MediaError as err:
+            raise SystemExit(f"regnn extract: {err}") from None
+        print(f"wrote {out}: {report.clips} clips, {report.frames_per_second:.0f} frames/s")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from regnn.logs import log_to
+    from regnn.metrics.evaluate import load_official_set, official_lines, score, write_metrics
+    from regnn.metrics.react import MetricInputError
+
+    settings = {"corrected": args.corrected, "device": args.device}
+    try:
+        with log_to(None):
+            data = load_official_set(args.data_dir, args.pred_dir, args.split, samples=args.samples)
+            metrics = score(data, settings, threads=args.threads)
+    except MetricInputError as err:
+        raise SystemExit(f"regnn evaluate: {err}") from None
+    print("\n".join(official_lines(metrics)))
+    if args.out:
+        write_metrics(args.out, metrics)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regnn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +125,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder (default results/dataset/SPLIT)")
     p.add_argument("--frames", type=int, default=750)
     p.set_defaults(func=_index)
+
+    p = commands.add_parser("extract", help="extract one extractor's features for a split (all shards or one)")
+    p.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    p.add_argument("--extractor", required=True, help="a name under `extractors` in the config")
+    p.add_argument("--split", required=True)
+    p.add_argument("--shard", type=int, help="only this shard (default: every shard)")
+    p.add_argument("--index", type=Path, help="split index (default results/dataset/SPLIT/index.tsv)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
+    p.set_defaults(func=_extract)
+
+    p = commands.add_parser("train", help="train one experiment x seed (resumes an interrupted run)")
+    p.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
+    p.set_defaults(func=_train)
+
+    p = commands.add_parser("generate", help="sample reactions for a split from a trained checkpoint")
+    p.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--epoch", type=int, help="checkpoint epoch (default: generate.epoch, else the last)")
+    p.add_argument("--official", action="store_true",
+                   help="also export official/<split>/<speaker_path>/result-{j}.pth")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
+    p.set_defaults(func=_generate)
+
+    p = commands.add_parser("evaluate", help="the official REACT metrics (drop-in for the official evaluation.py)")
+    p.add_argument("--data-dir", type=Path, required=True,
+                   help="REACT root holding <split>.csv, neighbour_emotion_<split>.npy and <split>/Emotion/")
+    p.add_argument("--pred-dir", type=Path, required=True,
+                   help="folder with <split>/<speaker_path>/result-{j}.pth, or a predictions .h5 file")
+    p.add_argument("--split", required=True)
+    p.add_argument("--out", type=Path, help="also write the metrics as a one-row TSV")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for FRD's DTW (default 2)")
+    p.add_argument("--samples", type=int, default=10, help="predictions per speaker (default 10)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto uses a GPU when one is present")
+    p.add_argument("--corrected", action="store_true",
+                   help="add TLCC_corrected (all samples, NaN-safe) in its own column")
+    p.set_defaults(func=_evaluate)
 
     return parser
 

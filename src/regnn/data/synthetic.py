@@ -1,11 +1,12 @@
 """A synthetic dataset in the exact REACT 2024 layout, with a dependency a model can learn.
 
 Each dyad's two persons follow each other: a person's latent behaviour is their own smooth process plus the
-partner's process delayed by a person-specific lag, plus the clip's conversational "style" (a mood offset)
-and person-specific bias and gain. Emotions (AUs, valence/arousal, expression probabilities) are read off the
+partner's process delayed by a person-specific lag, plus a mood set by the person's own "style" in this clip
+and by how they react to the partner's style, plus person-specific bias and gain. Emotions (AUs, valence/arousal, expression probabilities) are read off the
 latent; the video draws a face whose brows, eyes, mouth and colour move with the emotions; the audio's pitch
-follows valence and its loudness arousal and mouth opening. Speakers of the same style behave alike, so the
-neighbour matrix marks them as each other's appropriate reactions. A model that reads the speaker's media can
+follows valence and its loudness arousal and mouth opening. Speakers of the same style behave alike and
+draw alike reactions, so the neighbour matrix marks them as each other's appropriate reactions. The two
+persons of a clip always differ in style, so mimicking the speaker is not an appropriate reaction. A model that reads the speaker's media can
 therefore predict the listener better than random or mime baselines.
 """
 
@@ -48,7 +49,7 @@ class _Person:
     gain: float
     lag: int  # frames this person's reaction trails the partner
     au_bias: np.ndarray  # (15,)
-    silent_aus: np.ndarray  # AU columns this person never activates (all-zero columns)
+    silent_aus: np.ndarray  # AU columns this person never activates (all-zero columns; often empty)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class _Mixing:
 
     au: np.ndarray  # (15, LATENT)
     expression: np.ndarray  # (8, LATENT)
-    styles: np.ndarray  # (STYLES, LATENT) mood offsets
+    styles: np.ndarray  # (STYLES, LATENT) a speaker's mood in each style
+    reactions: np.ndarray  # (STYLES, LATENT) the mood each style draws from the partner
     features: dict[str, np.ndarray]  # folder -> (25, D)
 
 
@@ -77,7 +79,7 @@ def _person(rng: np.random.Generator) -> _Person:
         gain=float(rng.uniform(0.7, 1.3)),
         lag=int(rng.integers(4, 17)),
         au_bias=rng.normal(-0.3, 0.4, 15),
-        silent_aus=rng.choice(15, size=int(rng.integers(1, 4)), replace=False),
+        silent_aus=rng.choice(15, size=int(rng.integers(1, 3)) if rng.random() < 0.3 else 0, replace=False),
     )
 
 
@@ -92,7 +94,7 @@ def _emotions(latent: np.ndarray, person: _Person, mix: _Mixing) -> np.ndarray:
     return np.concatenate([aus, valence_arousal, probs], axis=1)
 
 
-def _dyad_emotions(rng: np.random.Generator, a: _Person, b: _Person, style: int, mix: _Mixing,
+def _dyad_emotions(rng: np.random.Generator, a: _Person, b: _Person, styles: tuple[int, int], mix: _Mixing,
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Emotions of both persons of one clip: each follows the other's own behaviour with a lag."""
     pad = 20
@@ -100,12 +102,14 @@ def _dyad_emotions(rng: np.random.Generator, a: _Person, b: _Person, style: int,
     own_b = _smooth_noise(rng, FRAMES + pad)
     coupling = 0.9
 
-    def latent(me: _Person, own: np.ndarray, partner_own: np.ndarray) -> np.ndarray:
+    def latent(me: _Person, own: np.ndarray, partner_own: np.ndarray, style: int, partner_style: int,
+               ) -> np.ndarray:
         follow = partner_own[pad - me.lag: pad - me.lag + FRAMES]
-        return mix.styles[style] + me.bias + me.gain * (own[pad:] * 0.6 + coupling * follow)
+        mood = mix.styles[style] + mix.reactions[partner_style]
+        return mood + me.bias + me.gain * (own[pad:] * 0.6 + coupling * follow)
 
-    return (_emotions(latent(a, own_a, own_b), a, mix, ),
-            _emotions(latent(b, own_b, own_a), b, mix))
+    return (_emotions(latent(a, own_a, own_b, *styles), a, mix),
+            _emotions(latent(b, own_b, own_a, *styles[::-1]), b, mix))
 
 
 def _draw_faces(emotions: np.ndarray, size: int) -> np.ndarray:
@@ -183,22 +187,24 @@ def _sessions(split_offset: int, count: int) -> list[tuple[str, str, tuple[str, 
 def _write_split(root: Path, split: str, sessions: list[tuple[str, str, tuple[str, str]]],
                  settings: SyntheticSettings, mix: _Mixing, rng: np.random.Generator) -> None:
     rows: list[tuple[str, str]] = []
-    styles: list[int] = []
+    first_styles: list[int] = []
+    second_styles: list[int] = []
     for site, session, (first, second) in sessions:
         persons = (_person(rng), _person(rng))
         for clip in range(1, settings.clips_per_session + 1):
-            style = int(rng.integers(STYLES))
+            styles = tuple(int(s) for s in rng.choice(STYLES, size=2, replace=False))
             keys = (f"{site}/{session}/{first}/{clip}", f"{site}/{session}/{second}/{clip}")
             for key, person_folder, emotions in zip(keys, ("P1", "P2"),
-                                                    _dyad_emotions(rng, *persons, style, mix)):
+                                                    _dyad_emotions(rng, *persons, styles, mix)):
                 _write_clip(root / split, key, person_folder, emotions, settings, mix, rng)
             rows.append(keys)
-            styles.append(style)
+            first_styles.append(styles[0])
+            second_styles.append(styles[1])
     with (root / f"{split}.csv").open("w") as f:
         f.write(",".join(SPLIT_HEADER) + "\n")
         for i, (speaker, listener) in enumerate(rows):
             f.write(f"{i},{speaker},{listener}\n")
-    mirrored_styles = np.array(styles + styles)
+    mirrored_styles = np.array(first_styles + second_styles)  # each mirrored sample's speaker style
     neighbours = (mirrored_styles[:, None] == mirrored_styles[None, :]).astype(np.float64)
     np.save(root / f"neighbour_emotion_{split}.npy", neighbours)
 
@@ -233,7 +239,8 @@ def write_dataset(out: Path, settings: SyntheticSettings = SyntheticSettings()) 
     mix = _Mixing(
         au=rng.normal(0, 1.0, (15, LATENT)),
         expression=rng.normal(0, 1.5, (8, LATENT)),
-        styles=rng.normal(0, 0.8, (STYLES, LATENT)),
+        styles=rng.normal(0, 1.0, (STYLES, LATENT)),
+        reactions=rng.normal(0, 0.5, (STYLES, LATENT)),
         features={k: rng.normal(0, 0.5, (25, d)) for k, d in PRECOMPUTED_DIMS.items()},
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,92 @@
+"""Official REACT metrics: the official way (tslearn, process pool) vs ours, side by side in one run.
+
+    .venv/bin/python benchmarks/evaluate.py                       # 40 speakers x 10 samples x ~6 neighbours
+    .venv/bin/python benchmarks/evaluate.py --speakers 1612 --neighbours 20 --no-reference   # REACT-2024-test size
+
+Prints each implementation's wall time and metrics, the largest relative difference, and the speed-up; the
+GPU path is timed too when CUDA is available. Both sides get the same number of CPU workers (--threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from regnn.metrics import dtw, react, reference
+
+
+def generated_set(speakers: int, samples: int, neighbours: int, frames: int, seed: int = 0):
+    """Emotion-like series (binary AUs in runs, smooth valence/arousal, soft expression probabilities)."""
+    rng = np.random.default_rng(seed)
+
+    def series(n: int) -> np.ndarray:
+        t = np.arange(frames)[None, :, None]
+        phase = rng.uniform(0, 2 * np.pi, (n, 1, 25))
+        speed = rng.uniform(0.005, 0.05, (n, 1, 25))
+        wave = np.sin(speed * t + phase) + 0.3 * rng.standard_normal((n, frames, 25))
+        out = np.empty((n, frames, 25), dtype=np.float32)
+        out[..., :15] = wave[..., :15] > 0.6
+        out[..., 15:17] = np.tanh(wave[..., 15:17])
+        e = np.exp(2 * wave[..., 17:])
+        out[..., 17:] = e / e.sum(-1, keepdims=True)
+        out[rng.random(n) < 0.3, :, 0] = 0  # some clips have an AU that never fires
+        return out
+
+    emotions = series(speakers)
+    listener = emotions[(np.arange(speakers) + speakers // 2) % speakers]
+    pred = np.stack([series(speakers) for _ in range(samples)], axis=1)
+    matrix = np.zeros((speakers, speakers), dtype=np.uint8)
+    for k in range(speakers):
+        matrix[k, rng.choice(speakers, size=min(neighbours, speakers), replace=False)] = 1
+        matrix[k, k] = 1
+    return pred, emotions, listener, matrix
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speakers", type=int, default=40)
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--neighbours", type=int, default=6)
+    parser.add_argument("--frames", type=int, default=750)
+    parser.add_argument("--threads", type=int, default=2, help="processes (official) / threads (ours)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) official-way run")
+    args = parser.parse_args()
+
+    pred, speaker, listener, matrix = generated_set(args.speakers, args.samples, args.neighbours, args.frames)
+    pairs = int((matrix == 1).sum()) * args.samples
+    print(f"set: {args.speakers} speakers x {args.samples} samples x {pairs / args.speakers / args.samples:.1f} "
+          f"neighbours = {pairs} FRD pairs of {args.frames}x{args.frames} frames; {args.threads} CPU workers")
+    dtw.load_kernel()  # compile outside the timings (once per machine)
+
+    rows = []
+    if not args.no_reference:
+        ref, t_ref = timed(reference.official_metrics, pred, speaker, listener, matrix, processes=args.threads)
+        rows.append(("official way (tslearn, pool)", ref, t_ref))
+    ours, t_cpu = timed(react.compute_metrics, pred, speaker, listener, matrix, device="cpu", threads=args.threads)
+    rows.append(("ours, CPU", ours, t_cpu))
+    if torch.cuda.is_available():
+        react.compute_metrics(pred[:4], speaker[:4], listener[:4], np.eye(4, dtype=np.uint8), device="cuda")  # warm-up
+        gpu, t_gpu = timed(react.compute_metrics, pred, speaker, listener, matrix, device="cuda")
+        rows.append((f"ours, GPU ({torch.cuda.get_device_name()})", gpu, t_gpu))
+
+    print(f"{'implementation':<40} {'seconds':>9}  " + "  ".join(f"{m:>10}" for m in react.METRICS))
+    for name, metrics, seconds in rows:
+        print(f"{name:<40} {seconds:9.2f}  " + "  ".join(f"{metrics[m]:10.5f}" for m in react.METRICS))
+    if not args.no_reference:
+        for name, metrics, seconds in rows[1:]:
+            worst = max(abs(metrics[m] - ref[m]) / max(abs(ref[m]), 1e-12) for m in react.METRICS)
+            print(f"{name}: {t_ref / seconds:.1f}x faster than the official way; "
+                  f"largest relative difference {worst:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""What every extractor shares: settings with defaults, device choice, autocast, weight files, the protocol.
+
+An extractor splits its work in two so the model never waits for I/O: `prepare` (decode, resample, resize;
+runs in background threads) and `forward` (the network on the chosen device; runs in the main thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from regnn.data.index import IndexRow
+from regnn.data.layout import FPS, FRAMES
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "shards": 1,  # jobs per split; a cluster spreads a split over many GPU jobs
+    "device": "auto",  # auto | cpu | cuda | cuda:N
+    "bf16": False,  # bfloat16 autocast of the network (GPU); changes the numbers slightly
+    "gpus": 0,  # GPUs the Snakemake job asks for (resources: gpu); 0 on CPU-only machines
+    "workers": 2,  # background threads decoding / preparing clips
+    "prefetch": 2,  # clips prepared ahead of the one the network is working on
+    "frames": FRAMES,
+    "fps": FPS,
+}
+
+
+def resolve_settings(settings: Mapping[str, Any], defaults: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Settings with defaults filled in; unknown keys are an error (a typo must not silently use a default)."""
+    allowed = {"kind", "modality", *COMMON_DEFAULTS, *defaults}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ValueError(f"extractor {name!r}: unknown setting(s) {unknown}; allowed: {sorted(allowed)}")
+    return {**COMMON_DEFAULTS, **defaults, **settings}
+
+
+def choose_device(setting: str) -> torch.device:
+    """`auto` picks the GPU when one is visible, else the CPU; anything else is taken as a torch device name."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(setting)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {setting!r} was asked for but no CUDA GPU is visible")
+    return device
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast when asked for, else a no-op (float32 everywhere)."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def load_state_dict(path: str | Path, what: str) -> dict[str, Any]:
+    """A state dict from a local `.pth`/`.pt`, loaded without running pickled code; unwraps `model`/`state_dict`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} weights file {path} does not exist (set its path in the config)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "state_dict"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path}: expected a state dict, found {type(state).__name__}")
+    return dict(state)
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise naming every missing, unexpected and wrongly shaped key, instead of a partial or silent load."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or shapes:
+        def show(items: list[str]) -> str:
+            return ", ".join(items[:8]) + (f" and {len(items) - 8} more" if len(items) > 8 else "")
+        parts = [f"{label} ({len(items)}): {show(items)}" for label, items in
+                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if items]
+        raise ValueError(f"{source} does not match the configured model: " + "; ".join(parts))
+
+
+@dataclass
+class Prepared:
+    """One clip made ready for the network in a background thread.
+
+    `notes` are (kind, detail) pairs, e.g. ("short audio", "29.700 s"): logged per clip, counted per kind.
+    """
+
+    clip: str
+    inputs: Any
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Extractor(Protocol):
+    """A feature extractor: `dim` features per 25 fps frame, `frames` rows per clip."""
+
+    dim: int
+    device: torch.device
+    description: str  # what was loaded (weights file or "random weights, seed N"), for the log
+    random_weights: bool  # True when no weights file was configured (demo, tests)
+
+    def prepare(self, clip: str, row: IndexRow) -> Prepared: ...
+
+    def forward(self, prepared: Prepared) -> np.ndarray: ...
+
+
+def fit_rows(values: np.ndarray, rows: int) -> tuple[np.ndarray, int]:
+    """Trim to `rows` or pad by repeating the last row (as REGNN's loader pads 749 VGGish rows to 750).
+
+    Returns the array and the number of rows added.
+    """
+    n = values.shape[0]
+    if n >= rows:
+        return values[:rows], 0
+    if n == 0:
+        raise ValueError("no feature rows to pad")
+    return np.concatenate([values, np.repeat(values[-1:], rows - n, axis=0)]), rows - n
+
+
+@contextlib.contextmanager
+def inference(device: torch.device, bf16: bool) -> Iterator[None]:
+    """No gradients, and bf16 autocast when asked for."""
+    with torch.inference_mode(), autocast(device, bf16):
+        yield

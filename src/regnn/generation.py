@@ -1,0 +1,168 @@
+"""Generation: 10 appropriate-reaction samples per speaker clip from a trained REGNN checkpoint.
+
+Per speaker window the cognitive processor gives mu and the edges; a sample is mu + noise decoded by the
+reversible GNN's inverse. As in the reference, the noise of one clip-sample (all its windows together) is
+rescaled so its largest magnitude is at most sqrt(noise_clip). The 29 overlapping windows are averaged back
+into 750 frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from regnn.data.layout import EMOTION_DIMS
+from regnn.data.windows import clip_windows, load_split
+from regnn.io import atomic_output
+from regnn.model.regnn import REGNN
+from regnn.settings import checkpoint_name, experiment_settings, resolve_generate_settings
+from regnn.training import load_checkpoint, select_device
+
+log = logging.getLogger(__name__)
+
+
+def overlap_average(windows: torch.Tensor, stride: int) -> torch.Tensor:
+    """(..., n_windows, window, D) -> (..., frames, D), averaging frames covered by several windows.
+
+    With window 50 and stride 25 this is the reference's combine_preds: the first 25 frames of window 0,
+    then the mean of each overlapping half, then the last 25 frames of the last window.
+    """
+    *lead, n, window, dims = windows.shape
+    frames = (n - 1) * stride + window
+    idx = (torch.arange(n, device=windows.device)[:, None] * stride
+           + torch.arange(window, device=windows.device)[None, :]).reshape(-1)
+    flat = windows.reshape(-1, n * window, dims)
+    total = torch.zeros(flat.shape[0], frames, dims, device=windows.device, dtype=windows.dtype)
+    total.index_add_(1, idx, flat)
+    counts = torch.zeros(frames, device=windows.device, dtype=windows.dtype)
+    counts.index_add_(0, idx, torch.ones_like(idx, dtype=windows.dtype))
+    return (total / counts[None, :, None]).reshape(*lead, frames, dims)
+
+
+def clip_noise(noise: torch.Tensor, limit: float | None) -> torch.Tensor:
+    """Rescale each clip-sample's noise (dims after the first) so max |noise| <= sqrt(limit)."""
+    if limit is None:
+        return noise
+    bound = math.sqrt(limit)
+    peak = noise.abs().flatten(1).amax(dim=1).view(-1, *([1] * (noise.dim() - 1)))
+    return noise * torch.clamp(bound / peak, max=1.0)
+
+
+def select_checkpoint(checkpoint_dir: Path, epoch: int | None) -> Path:
+    """The checkpoint of `epoch`, or the newest one when `epoch` is None."""
+    checkpoint_dir = Path(checkpoint_dir)
+    if epoch is not None:
+        return checkpoint_dir / checkpoint_name(epoch)
+    found = sorted(checkpoint_dir.glob("epoch-*.pt"))
+    if not found:
+        raise FileNotFoundError(f"no checkpoints in {checkpoint_dir}")
+    return found[-1]
+
+
+def generate(checkpoint: Path, emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path],
+             settings: dict[str, Any] | None, seed: int, output: Path, threads: int | None = None) -> None:
+    """Write `predictions` (2N, samples, frames, 25) float32 and `clips` (2N,) for a split to `output`."""
+    s = resolve_generate_settings(settings)
+    if threads:
+        torch.set_num_threads(threads)
+    device = select_device(s["device"])
+    state = load_checkpoint(Path(checkpoint))
+    data = load_split(Path(emotions), video_shards, audio_shards)
+    dims = {"video": data.video_dim, "audio": data.audio_dim}
+    if dims != state["dims"]:
+        raise ValueError(f"{checkpoint} was trained on feature dims {state['dims']}, but the shards of this "
+                         f"split have {dims}")
+    model_s = state["settings"]["model"]
+    model = REGNN(dims["video"], dims["audio"], model_s)
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    window, stride = model_s["window"], model_s["stride"]
+    frames = data.emotions.emotions.shape[1]
+    video = clip_windows(data.video, window, stride)
+    audio = clip_windows(data.audio, window, stride)
+    positions, samples, chunk = len(data.clips), s["samples"], s["batch_clips"]
+    with atomic_output(output) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("clips", data=np.array(data.clips, dtype=object), dtype=h5py.string_dtype())
+        out = f.create_dataset("predictions", (positions, samples, frames, EMOTION_DIMS), dtype="float32",
+                               chunks=(1, samples, frames, EMOTION_DIMS))
+        f.attrs.update(checkpoint_epoch=state["epoch"], samples=samples, seed=seed,
+                       noise_clip=-1.0 if s["noise_clip"] is None else s["noise_clip"])
+        progress = tqdm(total=positions, desc="generate", unit="clip", dynamic_ncols=True)
+        for lo in range(0, positions, chunk):
+            rows = data.position_clip[lo:lo + chunk]
+            out[lo:lo + len(rows)] = _sample_clips(model, video[rows], audio[rows], range(lo, lo + len(rows)),
+                                                   samples, s["noise_clip"], seed, stride, device)
+            progress.update(len(rows))
+        progress.close()
+    log.info("wrote %d x %d samples to %s", positions, samples, output)
+
+
+@torch.no_grad()
+def _sample_clips(model: REGNN, video: np.ndarray, audio: np.ndarray, positions: range, samples: int,
+                  noise_limit: float | None, seed: int, stride: int, device: torch.device) -> np.ndarray:
+    """(c, samples, frames, 25) for c clips given as (c, n_windows, window, D) feature windows."""
+    c, n, window = video.shape[:3]
+    mu, edge = model.perceive(torch.from_numpy(np.ascontiguousarray(video.reshape(c * n, window, -1))).to(device),
+                              torch.from_numpy(np.ascontiguousarray(audio.reshape(c * n, window, -1))).to(device))
+    # Noise drawn on the CPU per position from its own generator: the same on any device and batch size.
+    noise = torch.stack([
+        torch.randn((samples, n, *mu.shape[1:]), generator=torch.Generator().manual_seed(seed * 1_000_003 + k))
+        for k in positions])  # (c, samples, n, 25, window)
+    noise = clip_noise(noise.reshape(c * samples, n, *mu.shape[1:]), noise_limit)
+    noise = noise.reshape(c, samples, n, *mu.shape[1:]).to(device)
+    latent = mu.reshape(c, 1, n, *mu.shape[1:]) + noise
+    edges = edge.reshape(c, 1, n, *edge.shape[1:]).expand(c, samples, n, *edge.shape[1:])
+    reactions = model.decode(latent.reshape(-1, *mu.shape[1:]), edges.reshape(-1, *edge.shape[1:]))
+    reactions = reactions.reshape(c, samples, n, window, -1)
+    return overlap_average(reactions, stride).cpu().numpy()
+
+
+def export_official(predictions: Path, out_dir: Path) -> None:
+    """Write `<out_dir>/<speaker_path>/result-{j}.pth` (CPU (frames, 25) tensors), the official layout.
+
+    The folder is built beside `out_dir` and renamed into place, so no half-written export is left.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        with h5py.File(predictions, "r") as f:
+            clips = [c.decode() if isinstance(c, bytes) else str(c) for c in f["clips"][()]]
+            preds = f["predictions"]
+            for k, clip in enumerate(tqdm(clips, desc="export", unit="clips", dynamic_ncols=True)):
+                folder = tmp / clip
+                folder.mkdir(parents=True, exist_ok=True)
+                for j, sample in enumerate(preds[k]):
+                    torch.save(torch.from_numpy(np.array(sample)), folder / f"result-{j}.pth")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def generate_experiment(config: dict[str, Any], experiment: str, seed: int, split: str,
+                        results: Path = Path("results"), epoch: int | None = None, **kwargs: Any) -> Path:
+    """Generate with the standard result layout (what the CLI uses); returns the predictions file."""
+    from regnn.training import experiment_dir, feature_shard_paths
+
+    s = experiment_settings(config, experiment)
+    settings = resolve_generate_settings(config.get("generate"))
+    out = experiment_dir(results, experiment, seed)
+    checkpoint = select_checkpoint(out / "checkpoints", epoch if epoch is not None else settings["epoch"])
+    output = out / "predictions" / f"{split}.h5"
+    generate(checkpoint, Path(results) / "dataset" / split / "emotions.h5",
+             feature_shard_paths(config, results, s["video"], split),
+             feature_shard_paths(config, results, s["audio"], split), settings, seed, output, **kwargs)
+    return output

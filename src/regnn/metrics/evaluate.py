@@ -1,0 +1,194 @@
+"""Load what the metrics need, score it, and report it: the `evaluate` rule and `regnn evaluate`.
+
+Two sources, one result:
+- the pipeline's own files: predictions HDF5 + the split's emotion cache (`results/dataset/{split}/emotions.h5`);
+- a REACT dataset folder read like the official `evaluation.py` (`<split>.csv`, `neighbour_emotion_<split>.npy`,
+  Emotion CSVs with the P1/P2 mapping) plus predictions in the official layout
+  (`<pred_dir>/<split>/<speaker_path>/result-{j}.pth`) or as our predictions HDF5.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from regnn.data import layout
+from regnn.data.index import load_emotions, read_emotion_csv
+from regnn.data.layout import DatasetError
+from regnn.io import atomic_output
+from regnn.metrics.react import CORRECTED, METRICS, MetricInputError, compute_metrics
+from regnn.metrics.settings import resolve_settings
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """Everything one evaluation scores, in mirrored order."""
+
+    clips: list[str]
+    pred: np.ndarray  # (2N, samples, frames, 25) float32
+    speaker: np.ndarray  # (2N, frames, 25) float32
+    listener: np.ndarray  # (2N, frames, 25) float32
+    neighbours: np.ndarray  # (2N, 2N)
+
+
+def _decode(values: np.ndarray) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def load_predictions_h5(path: Path, clips: Sequence[str]) -> np.ndarray:
+    """`predictions` of a predictions HDF5, checked against the split's clip order."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetricInputError(f"{path}: predictions file is missing")
+    with h5py.File(path, "r") as f:
+        for name in ("predictions", "clips"):
+            if name not in f:
+                raise MetricInputError(f"{path}: no '{name}' dataset")
+        theirs = _decode(f["clips"][()])
+        if len(theirs) != len(clips):
+            raise MetricInputError(f"{path}: {len(theirs)} clips, but the split has {len(clips)} mirrored samples")
+        for k, (a, b) in enumerate(zip(theirs, clips)):
+            if a != b:
+                raise MetricInputError(f"{path}: position {k} holds clip {a!r}, expected {b!r} (mirrored order)")
+        pred = f["predictions"][()]
+    if pred.ndim != 4 or pred.shape[0] != len(clips):
+        raise MetricInputError(f"{path}: predictions have shape {pred.shape}, expected ({len(clips)}, samples, "
+                               "frames, 25)")
+    return pred.astype(np.float32, copy=False)
+
+
+def load_pipeline_set(predictions_h5: Path, emotions_h5: Path) -> EvaluationSet:
+    """The pipeline's predictions and the split's emotion cache."""
+    cache = load_emotions(emotions_h5)
+    pred = load_predictions_h5(predictions_h5, cache.clips)
+    return EvaluationSet(cache.clips, pred, cache.speaker, cache.listener, cache.neighbours)
+
+
+def _load_pth(path: Path, clip: str, frames: int) -> np.ndarray:
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt files
+        raise MetricInputError(f"clip {clip!r}: prediction file {path} is unreadable ({err})") from None
+    if not isinstance(value, torch.Tensor):
+        raise MetricInputError(f"clip {clip!r}: {path} holds a {type(value).__name__}, expected a tensor")
+    array = value.detach().float().numpy()
+    while array.ndim > 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.shape != (frames, layout.EMOTION_DIMS):
+        raise MetricInputError(f"clip {clip!r}: {path} has shape {tuple(value.shape)}, expected "
+                               f"({frames}, {layout.EMOTION_DIMS})")
+    return array
+
+
+def load_official_set(data_dir: Path, pred_dir: Path, split: str, samples: int = 10,
+                      frames: int = layout.FRAMES) -> EvaluationSet:
+    """A REACT dataset folder plus predictions, read the way the official evaluation script reads them."""
+    data_dir, pred_dir = Path(data_dir), Path(pred_dir)
+    speakers, _ = layout.mirrored(layout.read_split(data_dir, split))
+    size = len(speakers)
+    problems: list[str] = []
+    emotions: list[np.ndarray] = []
+    for key in speakers:
+        try:
+            path = layout.emotion_path(data_dir, split, key)
+        except ValueError as err:
+            problems.append(f"{layout.split_csv(data_dir, split)}: {err}")
+            continue
+        if not path.is_file():
+            problems.append(f"{path}: emotion CSV of clip {key!r} is missing")
+            continue
+        try:
+            emotions.append(read_emotion_csv(path, frames))
+        except ValueError as err:
+            problems.append(f"{path}: {err}")
+    matrix_path = layout.neighbour_matrix_path(data_dir, split)
+    if not matrix_path.is_file():
+        problems.append(f"{matrix_path}: neighbour matrix is missing")
+    if problems:
+        raise DatasetError(problems)
+    neighbours = np.load(matrix_path, allow_pickle=False)
+    if neighbours.shape != (size, size):
+        raise MetricInputError(f"{matrix_path}: shape {neighbours.shape}, but {split}.csv gives 2N = {size} "
+                               "mirrored samples; the matrix does not match the split")
+    speaker = np.stack(emotions)
+    listener = speaker[(np.arange(size) + size // 2) % size]
+    if pred_dir.is_file():
+        pred = load_predictions_h5(pred_dir, speakers)
+    else:
+        root = pred_dir / split
+        if not root.is_dir():
+            raise MetricInputError(f"{root}: no prediction folder for split {split!r} (expected "
+                                   f"{root}/<speaker_path>/result-0.pth ...)")
+        missing = [(key, root / key / f"result-{j}.pth") for key in speakers for j in range(samples)
+                   if not (root / key / f"result-{j}.pth").is_file()]
+        if missing:
+            shown = "; ".join(f"clip {key!r}: prediction file {path} is missing" for key, path in missing[:5])
+            more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+            raise MetricInputError(f"{len(missing)} prediction file(s) missing: {shown}{more}")
+        pred = np.stack([np.stack([_load_pth(root / key / f"result-{j}.pth", key, frames) for j in range(samples)])
+                         for key in speakers])
+    return EvaluationSet(list(speakers), pred, speaker, listener, neighbours)
+
+
+def score(data: EvaluationSet, settings: Mapping | None = None, threads: int | None = None) -> dict[str, float]:
+    """All metrics of one evaluation set; `settings` is (part of) the config's `evaluate` section."""
+    s = resolve_settings(settings)
+    start = time.perf_counter()
+    metrics = compute_metrics(data.pred, data.speaker, data.listener, data.neighbours,
+                              corrected=bool(s["corrected"]), device=str(s["device"]),
+                              threads=int(threads or s["threads"]), clips=data.clips)
+    log.info("scored %d clips x %d samples in %.1f s", data.pred.shape[0], data.pred.shape[1],
+             time.perf_counter() - start)
+    return metrics
+
+
+def metric_columns(metrics: Mapping[str, float]) -> list[str]:
+    return list(METRICS) + [c for c in CORRECTED if c in metrics]
+
+
+def write_metrics(path: Path, metrics: Mapping[str, float]) -> None:
+    """A one-row TSV, one column per metric (full precision), written atomically."""
+    columns = metric_columns(metrics)
+    with atomic_output(path) as tmp:
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerow([repr(float(metrics[c])) for c in columns])
+
+
+def read_metrics(path: Path) -> dict[str, float]:
+    with Path(path).open(newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if len(rows) != 1 or any(m not in rows[0] for m in METRICS):
+        raise ValueError(f"{path}: expected one row with columns {', '.join(METRICS)}")
+    return {k: float(v) for k, v in rows[0].items()}
+
+
+def official_lines(metrics: Mapping[str, float], model_name: str = "model_name") -> list[str]:
+    """The two lines the official evaluation script prints."""
+    m = metrics
+    return [
+        "Metric: | FRC: {:.5f} | FRD: {:.5f} | S-MSE: {:.5f} | FRVar: {:.5f} | FRDvs: {:.5f} | TLCC: {:.5f}".format(
+            m["FRC"], m["FRD"], m["S-MSE"], m["FRVar"], m["FRDvs"], m["TLCC"]),
+        "Latex-friendly --> {} & {:.2f} & {:.2f} & {:.4f} & {:.4f} & {:.4f} & - & {:.2f} \\\\".format(
+            model_name, m["FRC"], m["FRD"], m["S-MSE"], m["FRVar"], m["FRDvs"], m["TLCC"]),
+    ]
+
+
+def evaluate_run(predictions_h5: Path, emotions_h5: Path, output: Path, settings: Mapping | None = None,
+                 threads: int | None = None) -> dict[str, float]:
+    """The `evaluate` rule: score one experiment x seed x split and write its metrics TSV."""
+    metrics = score(load_pipeline_set(predictions_h5, emotions_h5), settings, threads)
+    for line in official_lines(metrics):
+        log.info("%s", line)
+    write_metrics(output, metrics)
+    return metrics

@@ -1,0 +1,119 @@
+"""The model, train and generate settings: the paper's defaults, merging, and per-experiment resolution.
+
+Kept free of torch so the workflow can compute rule params and checkpoint file names while it plans the
+DAG without paying for a torch import.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+PAPER_MODEL: dict[str, Any] = {
+    "window": 50,
+    "stride": 25,
+    "perceptual": {
+        "dim": 128, "heads": 4, "layers": 5, "attn_dropout": 0.0, "relu_dropout": 0.1, "res_dropout": 0.1,
+        "embed_dropout": 0.25, "out_dropout": 0.0, "output_dim": 64,
+    },
+    "cognitive": {"edge_channels": 8, "edge_neighbours": 5, "union_mask": True},
+    "gnn": {
+        "layers": 2, "width": 50, "act": "ELU", "actnorm": True, "lipschitz_offset": 5.0,
+        "inverse_iters": 5, "inverse_tol": 1.0e-3, "logdet_terms": 5, "logdet_samples": 1,
+    },
+}
+
+PAPER_TRAIN: dict[str, Any] = {
+    "epochs": 100,
+    "batches_per_epoch": 101,
+    "batch_size": 128,
+    "checkpoint_every": 5,
+    "lr": 1.0e-4,
+    "weight_decay": 5.0e-4,
+    "milestones": [9],
+    "gamma": 0.1,
+    "warmup_epochs": 0,
+    "warmup_factor": 0.01,
+    "neighbours": 10,
+    "threshold_divisor": 3.0,
+    "mid_weight": 1.0,
+    "smooth_weight": 0.0,
+    "logdet_weight": 0.0,
+    "augment": {"noise_std": 0.0, "dropout": 0.0},
+    "device": "auto",
+}
+
+GENERATE_DEFAULTS: dict[str, Any] = {
+    "samples": 10,
+    "epoch": None,  # None: the last checkpoint
+    "noise_clip": 0.06,  # None: plain N(0, 1) noise
+    "batch_clips": 8,
+    "device": "auto",
+    "export_official": False,  # read by the workflow (rule export_official), not by generate()
+}
+
+
+def merge_settings(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """A deep copy of `base` with `overrides` merged in recursively (nested dicts merge, other values replace)."""
+    merged = copy.deepcopy(base)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _check_keys(reference: dict[str, Any], given: dict[str, Any], where: str) -> None:
+    for key, value in given.items():
+        if key not in reference:
+            raise ValueError(f"unknown setting {where}.{key}; known: {sorted(reference)}")
+        if isinstance(reference[key], dict) and isinstance(value, dict):
+            _check_keys(reference[key], value, f"{where}.{key}")
+
+
+def _resolve(defaults: dict[str, Any], settings: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    """Defaults overridden by `settings`; unknown keys are an error, so a typo cannot silently do nothing."""
+    _check_keys(defaults, settings or {}, where)
+    return merge_settings(defaults, settings)
+
+
+def resolve_model_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    return _resolve(PAPER_MODEL, settings, "model")
+
+
+def resolve_train_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    return _resolve(PAPER_TRAIN, settings, "train")
+
+
+def resolve_generate_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    return _resolve(GENERATE_DEFAULTS, settings, "generate")
+
+
+def experiment_settings(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """An experiment's extractors and its fully resolved model and train settings.
+
+    A pure function of the config and the experiment name, so Snakemake can use it as `params` and rerun
+    exactly the experiments whose settings changed.
+    """
+    try:
+        exp = config["experiments"][experiment]
+    except KeyError:
+        raise ValueError(f"unknown experiment {experiment!r}; defined: {sorted(config['experiments'])}") from None
+    return {
+        "video": exp["video"],
+        "audio": exp["audio"],
+        "model": resolve_model_settings(merge_settings(config.get("model", {}), exp.get("model"))),
+        "train": resolve_train_settings(merge_settings(config.get("train", {}), exp.get("train"))),
+    }
+
+
+def checkpoint_epochs(train_settings: dict[str, Any]) -> list[int]:
+    """Epochs (1-based, counted after they finish) that get a checkpoint; the last epoch always does."""
+    s = resolve_train_settings(train_settings)
+    every, epochs = s["checkpoint_every"], s["epochs"]
+    return sorted({*range(every, epochs + 1, every), epochs})
+
+
+def checkpoint_name(epoch: int) -> str:
+    return f"epoch-{epoch:03d}.pt"

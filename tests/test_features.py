@@ -1,0 +1,426 @@
+"""Feature extraction: shapes, 25 fps alignment, weight files in the published formats, bad input."""
+
+from __future__ import annotations
+
+import csv
+import re
+import zipfile
+from pathlib import Path
+
+import av
+import h5py
+import numpy as np
+import pytest
+import soundfile
+import timm
+import torch
+from PIL import Image
+
+from regnn.data.index import IndexRow
+from regnn.features import vggish as vg
+from regnn.features.extract import extract_shard, shard_rows
+from regnn.features.media import MediaError, read_audio, read_video
+from regnn.features.precomputed import PrecomputedExtractor
+from regnn.features.video import VideoExtractor, from_microsoft_swin
+from regnn.features.wav2vec import Wav2Vec2Extractor, align_to_frames
+
+FRAMES = 750
+TINY_SWIN = {"embed_dim": 8, "depths": [2, 2], "num_heads": [1, 2], "window_size": 4, "img_size": 32}
+SWIN_SETTINGS = {"kind": "swin_fer", "modality": "video", "model": "swin_tiny_patch4_window7_224",
+                 "model_args": TINY_SWIN, "resize": 32, "crop": 32, "batch_size": 250, "workers": 2, "device": "cpu"}
+KEYS = ["NoXI/001_2016-03-17_Paris/Expert_video/1", "NoXI/001_2016-03-17_Paris/Novice_video/1",
+        "RECOLA/group-1/P25/2"]
+
+
+# ---------------------------------------------------------------- helpers writing test media
+
+
+def write_mp4(path: Path, frames: int = 751, size: int = 32, fps: int = 25) -> None:
+    """An h264 clip whose frame t is a flat grey of level 3t (mod 256) with a moving bright square."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for t in range(frames):
+            image = frame_image(t, size)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def frame_image(t: int, size: int) -> np.ndarray:
+    image = np.full((size, size, 3), (3 * t) % 256, np.uint8)
+    x = t % (size - 8)
+    image[4:12, x:x + 8] = 255
+    return image
+
+
+def write_wav(path: Path, seconds: float, rate: int = 16_000, channels: int = 1, amplitude: float = 0.3) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(round(seconds * rate))) / rate
+    wave = amplitude * np.sin(2 * np.pi * 440 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    soundfile.write(path, np.repeat(wave[:, None], channels, axis=1).astype(np.float32), rate, subtype="PCM_16")
+
+
+def write_index(root: Path, keys: list[str]) -> Path:
+    """A split index in the contract's format for speakers `keys` (mirrored: listeners are the reversed list)."""
+    path = root / "results" / "index.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["position", "speaker", "listener", "video", "audio", "emotion"])
+        for k, key in enumerate(keys):
+            writer.writerow([k, key, keys[-1 - k], root / "test" / "Video_files" / f"{key}.mp4",
+                             root / "test" / "Audio_files" / f"{key}.wav", root / "test" / "Emotion" / f"{key}.csv"])
+    return path
+
+
+def row(root: Path, key: str) -> IndexRow:
+    return IndexRow(0, key, key, root / "test" / "Video_files" / f"{key}.mp4",
+                    root / "test" / "Audio_files" / f"{key}.wav", root / "test" / "Emotion" / f"{key}.csv")
+
+
+def read_shard(path: Path) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def to_microsoft_swin(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A timm Swin state dict in the Microsoft layout of the authors' swin_fer.pth (with its derived buffers)."""
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"layers\.(\d+)\.downsample\.(.*)", key)
+        if m:
+            key = f"layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}"
+        out[key.replace("head.fc.", "head.")] = value
+    for name, _ in model.named_modules():
+        if name.endswith(".attn"):
+            out[f"{name}.relative_position_index"] = torch.zeros(16, 16, dtype=torch.long)
+            block = name[: -len(".attn")]
+            if int(block.rsplit(".", 1)[1]) % 2:  # shifted blocks carry an attention mask
+                out[f"{block}.attn_mask"] = torch.zeros(4, 16, 16)
+    return out
+
+
+def save_as_old_numpy(obj: dict, path: Path) -> None:
+    """torch.save, with numpy arrays named as numpy 1.x pickles them (the released torchvggish PCA file)."""
+    torch.save(obj, path)
+    with zipfile.ZipFile(path) as f:
+        members = {name: f.read(name) for name in f.namelist()}
+    with zipfile.ZipFile(path, "w") as f:
+        for name, data in members.items():
+            f.writestr(name, data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+                       if name.endswith("data.pkl") else data)
+    assert "numpy.core.multiarray._reconstruct" in torch.serialization.get_unsafe_globals_in_checkpoint(path)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three 751-frame mp4s; one 29.8 s wav (slightly short, so padded) for the wav2vec2 test."""
+    root = tmp_path_factory.mktemp("react")
+    for key in KEYS:
+        write_mp4(root / "test" / "Video_files" / f"{key}.mp4")
+    write_wav(root / "test" / "Audio_files" / f"{KEYS[1]}.wav", 29.8)
+    return root
+
+
+@pytest.fixture(scope="module")
+def short_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~2 s wavs for extractors run with frames=50 (VGGish's front end on 30 s is slow on a shared CPU)."""
+    root = tmp_path_factory.mktemp("short")
+    for key, seconds, rate, channels in zip(KEYS, (2.02, 1.8, 2.04), (16_000, 16_000, 44_100), (1, 1, 2)):
+        write_wav(root / "test" / "Audio_files" / f"{key}.wav", seconds, rate=rate, channels=channels)
+    return root
+
+
+# ---------------------------------------------------------------- video
+
+
+def tiny_swin(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=7, **TINY_SWIN).eval()
+
+
+def test_swin_features_are_frame_aligned_and_load_the_authors_layout(clips: Path, tmp_path: Path) -> None:
+    reference = tiny_swin(seed=1)
+    weights = tmp_path / "swin_fer.pth"
+    torch.save(to_microsoft_swin(reference.state_dict(), reference), weights)
+    index = write_index(clips, KEYS)
+    out = tmp_path / "shard-0.h5"
+    report = extract_shard(index, out, "swin_fer", {**SWIN_SETTINGS, "weights": str(weights)}, 0,
+                           log_file=tmp_path / "extract.log", progress=False)
+    shard = read_shard(out)
+    assert sorted(shard) == sorted(KEYS) and report.frames == 3 * FRAMES
+    with h5py.File(out, "r") as f:
+        assert f.attrs["extractor"] == "swin_fer" and f.attrs["dim"] == reference.num_features
+    feats = shard[KEYS[0]]
+    assert feats.shape == (FRAMES, reference.num_features) and feats.dtype == np.float32
+    # row t is frame t: recompute a few rows straight from the decoded frames with the reference model
+    frames = read_video("clip", clips / "test" / "Video_files" / f"{KEYS[0]}.mp4", FRAMES)
+    for t in (0, 1, 374, 749):
+        x = (torch.from_numpy(frames[t]).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.5
+        with torch.no_grad():
+            expected = reference.forward_head(reference.forward_features(x), pre_logits=True)[0].numpy()
+        np.testing.assert_allclose(feats[t], expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(feats[0], feats[1])
+    log = (tmp_path / "extract.log").read_text()
+    assert "frames/s" in log and "converted from Microsoft Swin layout" in log
+
+
+def test_swin_weights_with_wrong_shapes_are_rejected(tmp_path: Path) -> None:
+    other = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=7,
+                              **{**TINY_SWIN, "embed_dim": 16})
+    weights = tmp_path / "wrong.pth"
+    torch.save(to_microsoft_swin(other.state_dict(), other), weights)
+    with pytest.raises(ValueError, match="shape mismatches.*patch_embed.proj.weight"):
+        VideoExtractor("swin_fer", {**SWIN_SETTINGS, "weights": str(weights)})
+    torch.save({"model": {"something.else": torch.zeros(1)}}, weights)
+    with pytest.raises(ValueError, match="missing keys"):
+        VideoExtractor("swin_fer", {**SWIN_SETTINGS, "weights": str(weights)})
+
+
+def test_microsoft_layout_renames_downsample_and_head() -> None:
+    state = {"layers.0.downsample.reduction.weight": torch.zeros(1), "head.weight": torch.zeros(1),
+             "layers.1.blocks.1.attn_mask": torch.zeros(1), "layers.0.blocks.0.attn.relative_position_index": 0}
+    assert sorted(from_microsoft_swin(state)) == ["head.fc.weight", "layers.1.downsample.reduction.weight"]
+
+
+def test_any_timm_model_with_timm_layout_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=0).eval()
+    torch.save(model.state_dict(), tmp_path / "resnet.pth")
+    settings = {**SWIN_SETTINGS, "model": "test_resnet", "model_args": {}, "weights": str(tmp_path / "resnet.pth")}
+    ex = VideoExtractor("resnet", settings)
+    x = torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        expected = model(((x.float() / 255) - 0.5) / 0.5)
+    assert ex.dim == model.num_features and "headless" in ex.description
+    torch.testing.assert_close(ex.embed(x), expected)
+
+
+def test_random_swin_is_seeded_and_logged(clips: Path, tmp_path: Path) -> None:
+    a = VideoExtractor("demo", {**SWIN_SETTINGS, "seed": 3})
+    b = VideoExtractor("demo", {**SWIN_SETTINGS, "seed": 3})
+    x = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(a.embed(x), b.embed(x)) and "RANDOM" in a.description
+
+
+def test_png_folder_video(tmp_path: Path) -> None:
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for t in range(FRAMES):
+        Image.fromarray(frame_image(t, 16)).save(folder / f"{t + 1}.png")
+    frames = read_video("c", folder, FRAMES)
+    assert frames.shape == (FRAMES, 16, 16, 3) and np.array_equal(frames[10], frame_image(10, 16))
+    (folder / "600.png").unlink()
+    with pytest.raises(MediaError, match=r"clip c .*truncated: frame 600.png is missing"):
+        read_video("c", folder, FRAMES)
+
+
+def test_truncated_or_unreadable_video_stops_without_a_shard(clips: Path, tmp_path: Path) -> None:
+    root = tmp_path / "bad"
+    write_mp4(root / "test" / "Video_files" / f"{KEYS[0]}.mp4")
+    write_mp4(root / "test" / "Video_files" / f"{KEYS[1]}.mp4", frames=700)
+    index = write_index(root, KEYS[:2])
+    out = tmp_path / "shard-0.h5"
+    with pytest.raises(MediaError, match=rf"clip {KEYS[1]} .*truncated: 700 decodable frames"):
+        extract_shard(index, out, "swin_fer", SWIN_SETTINGS, 0, progress=False)
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+    write_mp4(root / "test" / "Video_files" / f"{KEYS[1]}.mp4", fps=30)
+    with pytest.raises(MediaError, match=rf"clip {KEYS[1]} .*30.000 fps, expected 25"):
+        extract_shard(index, out, "swin_fer", SWIN_SETTINGS, 0, progress=False)
+    (root / "test" / "Video_files" / f"{KEYS[1]}.mp4").write_bytes(b"\x00not a video" * 100)
+    with pytest.raises(MediaError, match=rf"clip {KEYS[1]} .*unreadable"):
+        extract_shard(index, out, "swin_fer", SWIN_SETTINGS, 0, progress=False)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- audio: VGGish
+
+
+TORCHVGGISH_SHAPES = {
+    "features.0.weight": (64, 1, 3, 3), "features.3.weight": (128, 64, 3, 3), "features.6.weight": (256, 128, 3, 3),
+    "features.8.weight": (256, 256, 3, 3), "features.11.weight": (512, 256, 3, 3),
+    "features.13.weight": (512, 512, 3, 3), "embeddings.0.weight": (4096, 12288),
+    "embeddings.2.weight": (4096, 4096), "embeddings.4.weight": (128, 4096),
+}
+
+
+def test_vggish_has_torchvggish_state_dict_layout() -> None:
+    shapes = {k: tuple(v.shape) for k, v in vg.VGGishNet().state_dict().items()}
+    weights = {k: v for k, v in shapes.items() if k.endswith("weight")}
+    assert weights == TORCHVGGISH_SHAPES
+    assert {k[: -len(".bias")] for k in shapes if k.endswith("bias")} == {k[: -len(".weight")] for k in weights}
+
+
+def test_vggish_gives_25_rows_per_second() -> None:
+    assert vg.example_count(30 * vg.SAMPLE_RATE) == 749  # the reference's 749 rows for exactly 30 s
+    frontend = vg.LogMel()
+    for seconds in (2, 5):
+        examples = frontend(torch.randn(seconds * vg.SAMPLE_RATE))
+        assert examples.shape == (25 * seconds - 1, 1, 96, 64)
+    # a 12 s signal gives 299 rows: one per 40 ms video frame (the last needs 600 samples past its start)
+    assert vg.example_count(12 * vg.SAMPLE_RATE + 600) == 300
+
+
+def test_log_mel_filters_and_tone() -> None:
+    mel = vg.mel_matrix()
+    hz = np.linspace(0, vg.SAMPLE_RATE / 2, mel.shape[0])
+    assert mel.shape == (513, 64) and not mel[0].any()
+    assert not mel[(hz < 125) | (hz > 7500)].any() and (mel.max(axis=0) > 0.5).all()
+    t = np.arange(vg.SAMPLE_RATE) / vg.SAMPLE_RATE
+    examples = vg.LogMel()(torch.from_numpy(np.sin(2 * np.pi * 1000 * t)).float())
+    centres = 700 * np.expm1(np.linspace(vg.hz_to_mel(125), vg.hz_to_mel(7500), 66)[1:-1] / 1127)
+    assert examples[:, 0].mean(dim=(0, 1)).argmax().item() == np.abs(centres - 1000).argmin()
+
+
+def test_vggish_weights_and_pca_round_trip(short_audio: Path, tmp_path: Path) -> None:
+    small = {"channels": [4, 4, 8, 8, 8, 8], "hidden": 16}
+    torch.manual_seed(0)
+    net = vg.VGGishNet(**small)
+    torch.save(net.state_dict(), tmp_path / "vggish.pth")
+    rng = np.random.default_rng(0)
+    pca = {"pca_eigen_vectors": rng.normal(size=(128, 128)), "pca_means": rng.normal(size=(128,))}
+    save_as_old_numpy(pca, tmp_path / "pca.pth")  # torchvggish's file: numpy arrays pickled by numpy 1.x
+    np.savez(tmp_path / "pca.npz", **pca)  # the TensorFlow release's format
+    settings = {"kind": "vggish", "modality": "audio", "device": "cpu", "frames": 50, **small,
+                "weights": str(tmp_path / "vggish.pth"), "pca": str(tmp_path / "pca.pth")}
+    ex = vg.VGGishExtractor("vggish", settings)
+    prepared = ex.prepare(KEYS[0], row(short_audio, KEYS[0]))
+    values = ex.forward(prepared)
+    assert values.shape == (50, 128) and ("padded rows", "1 row(s) repeat the last one") in prepared.notes
+    assert np.array_equal(values, np.round(values)) and values.min() >= 0 and values.max() <= 255
+    with torch.no_grad():
+        raw = net(vg.LogMel()(prepared.inputs))
+    expected = vg.postprocess(raw, torch.tensor(pca["pca_eigen_vectors"]).float(), torch.tensor(pca["pca_means"]).float())
+    assert expected.shape == (49, 128)  # 2.02 s of audio: 49 whole 40 ms examples, the 50th row is padding
+    np.testing.assert_allclose(values[:49], expected.numpy(), atol=1.0)  # at most one quantisation step
+    assert np.mean(values[:49] == expected.numpy()) > 0.99
+    np.testing.assert_array_equal(values[49], values[48])
+    npz = vg.VGGishExtractor("vggish", {**settings, "pca": str(tmp_path / "pca.npz")})
+    np.testing.assert_array_equal(npz.forward(npz.prepare(KEYS[0], row(short_audio, KEYS[0]))), values)
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="missing keys"):
+        vg.VGGishExtractor("vggish", {**settings, "weights": str(tmp_path / "bad.pth")})
+
+
+def test_audio_checks(tmp_path: Path) -> None:
+    write_wav(tmp_path / "short.wav", 29.7)
+    audio = read_audio("c", tmp_path / "short.wav", 16_000, 30.0, 0.5)
+    assert audio.samples.shape == (480_000,) and audio.padded_s == pytest.approx(0.3, abs=1e-3)
+    write_wav(tmp_path / "stereo.wav", 30.0, rate=44_100, channels=2)
+    assert read_audio("c", tmp_path / "stereo.wav", 24_000, 30.0, 0.5).samples.shape == (720_000,)
+    write_wav(tmp_path / "tooshort.wav", 20.0)
+    with pytest.raises(MediaError, match=r"clip c .*too short: 20.000 s"):
+        read_audio("c", tmp_path / "tooshort.wav", 16_000, 30.0, 0.5)
+    write_wav(tmp_path / "silent.wav", 30.0, amplitude=0.0)
+    with pytest.raises(MediaError, match="silent"):
+        read_audio("c", tmp_path / "silent.wav", 16_000, 30.0, 0.5)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    with pytest.raises(MediaError, match="unreadable or corrupt"):
+        read_audio("c", tmp_path / "corrupt.wav", 16_000, 30.0, 0.5)
+
+
+def test_bad_audio_stops_the_shard_and_short_audio_is_logged(short_audio: Path, tmp_path: Path) -> None:
+    settings = {"kind": "vggish", "modality": "audio", "device": "cpu", "postprocess": False, "frames": 50,
+                "channels": [4, 4, 8, 8, 8, 8], "hidden": 16}
+    out = tmp_path / "shard-0.h5"
+    extract_shard(write_index(short_audio, KEYS), out, "vggish", settings, 0, log_file=tmp_path / "a.log",
+                  progress=False)
+    assert {k: v.shape for k, v in read_shard(out).items()} == {k: (50, 128) for k in KEYS}
+    assert f"clip {KEYS[1]}: short audio: 1.800 s < 2 s" in (tmp_path / "a.log").read_text()
+    assert "1 clip(s): short audio" in (tmp_path / "a.log").read_text()
+    root = tmp_path / "bad"
+    write_wav(root / "test" / "Audio_files" / f"{KEYS[0]}.wav", 2.0, amplitude=0.0)
+    with pytest.raises(MediaError, match=rf"clip {KEYS[0]} .*silent"):
+        extract_shard(write_index(root, KEYS[:1]), tmp_path / "bad.h5", "vggish", settings, 0, progress=False)
+    assert not (tmp_path / "bad.h5").exists()
+
+
+# ---------------------------------------------------------------- audio: wav2vec2
+
+
+def test_wav2vec2_from_local_directory_is_aligned(clips: Path, tmp_path: Path) -> None:
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                            conv_dim=(8,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(config).eval()
+    model.save_pretrained(tmp_path / "w2v")
+    settings = {"kind": "wav2vec2", "modality": "audio", "device": "cpu", "model_dir": str(tmp_path / "w2v"),
+                "layer": 1}
+    ex = Wav2Vec2Extractor("wav2vec2", settings)
+    prepared = ex.prepare(KEYS[1], row(clips, KEYS[1]))  # 29.8 s: padded to exactly 30 s
+    assert prepared.inputs.shape == (480_000,) and prepared.notes[0][0] == "short audio"
+    values = ex.forward(prepared)
+    assert values.shape == (FRAMES, 16)
+    with torch.no_grad():
+        hidden = model(prepared.inputs[None], output_hidden_states=True).hidden_states[1][0]
+    assert hidden.shape[0] == 1499  # ~50 Hz
+    np.testing.assert_allclose(values, align_to_frames(hidden, FRAMES, "adaptive").numpy(), rtol=1e-4, atol=1e-5)
+    pairs = Wav2Vec2Extractor("w", {**settings, "pooling": "pairs"})
+    np.testing.assert_allclose(pairs.forward(prepared)[10], hidden[20:22].mean(0).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_alignment_maps_audio_time_to_video_frames() -> None:
+    time = torch.arange(1499, dtype=torch.float32)[:, None] / 49.97  # seconds at wav2vec2's frame rate
+    for pooling in ("adaptive", "pairs"):
+        rows = align_to_frames(time, FRAMES, pooling)[:749, 0]
+        video_time = (torch.arange(749) + 0.5) / 25  # centre of each 40 ms video frame
+        assert (rows - video_time).abs().max() < 0.03, pooling
+
+
+# ---------------------------------------------------------------- precomputed and sharding
+
+
+def test_precomputed_import(clips: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    tensors = {KEYS[0]: rng.normal(size=(751, 6)), KEYS[1]: rng.normal(size=(749, 6)), KEYS[2]: rng.normal(size=(600, 6))}
+    for key, value in tensors.items():
+        path = root / "test" / "Video_features" / f"{key}.pth"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(torch.from_numpy(value).float(), path)
+    ex = PrecomputedExtractor("pre", {"kind": "precomputed", "modality": "video", "dim": 6})
+    a = ex.forward(ex.prepare(KEYS[0], row(root, KEYS[0])))
+    np.testing.assert_allclose(a, tensors[KEYS[0]][:750], rtol=1e-6)
+    b = ex.prepare(KEYS[1], row(root, KEYS[1]))
+    assert b.inputs.shape == (750, 6) and np.array_equal(b.inputs[749], b.inputs[748]) and b.notes
+    with pytest.raises(MediaError, match="600 rows"):
+        ex.prepare(KEYS[2], row(root, KEYS[2]))
+    with pytest.raises(MediaError, match="missing"):
+        ex.prepare("x/y/z/w", row(root, "x/y/z/w"))
+
+
+def test_shards_cover_each_speaker_once_in_order(tmp_path: Path) -> None:
+    keys = [f"S/s/P{i}/1" for i in range(7)]
+    index = [IndexRow(k, key, key, Path(), Path(), Path()) for k, key in enumerate(keys + keys[:3])]
+    parts = [[r.speaker for r in shard_rows(index, 3, k)] for k in range(3)]
+    assert parts == [keys[:3], keys[3:5], keys[5:]]
+
+
+def test_cli_extracts_every_shard_and_names_bad_clips(tmp_path: Path) -> None:
+    from regnn.cli import main
+
+    root = tmp_path / "data"
+    for key in KEYS[:2]:
+        path = root / "test" / "Video_features" / f"{key}.pth"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(torch.ones(751, 5), path)
+    config = tmp_path / "config.yaml"
+    config.write_text("extractors:\n  pre: {kind: precomputed, modality: video, shards: 2}\n")
+    args = ["extract", "--config", str(config), "--extractor", "pre", "--split", "test",
+            "--index", str(write_index(root, KEYS[:2])), "--results", str(tmp_path / "results")]
+    assert main(args) == 0
+    shards = [tmp_path / "results" / "features" / "pre" / "test" / f"shard-{k}.h5" for k in range(2)]
+    assert [sorted(read_shard(p)) for p in shards] == [[KEYS[0]], [KEYS[1]]]
+    torch.save(torch.ones(100, 5), root / "test" / "Video_features" / f"{KEYS[1]}.pth")
+    with pytest.raises(SystemExit, match=rf"clip {KEYS[1]} .*100 rows"):
+        main(args)
+    with pytest.raises(SystemExit, match="no extractor 'nope'"):
+        main([*args[:3], "--extractor", "nope", *args[5:]])

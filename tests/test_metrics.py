@@ -1,0 +1,184 @@
+"""The fast REACT metrics against a plain implementation of the official code (tslearn DTW, np.corrcoef)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tslearn.metrics import dtw as tslearn_dtw
+
+from regnn.metrics import dtw, react, reference
+
+
+def emotion_like(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Binary AUs, valence/arousal in [-1, 1], expression probabilities summing to 1."""
+    out = np.empty((*shape, 25), dtype=np.float32)
+    out[..., :15] = rng.random((*shape, 15)) > 0.7
+    out[..., 15:17] = rng.uniform(-1, 1, (*shape, 2))
+    e = rng.random((*shape, 8))
+    out[..., 17:] = e / e.sum(-1, keepdims=True)
+    return out
+
+
+def make_set(frames: int, speakers: int = 6, samples: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    emotions = emotion_like(rng, (speakers, frames))
+    emotions[0, :, 2] = 0  # an AU that never fires
+    emotions[1, :, 16] = 0.3  # a constant non-zero column (numpy's mean of it is not exact)
+    emotions[2, : frames // 2, 7] = 1  # constant over part of the clip only
+    listener = emotions[(np.arange(speakers) + speakers // 2) % speakers]
+    pred = (0.6 * emotion_like(rng, (speakers, samples, frames)) + 0.4 * listener[:, None]).astype(np.float32)
+    pred[3, 0, :, 4] = 0.25  # constant prediction columns
+    pred[4, :, :, 1] = 0
+    neighbours = (rng.random((speakers, speakers)) < 0.35).astype(np.uint8)
+    np.fill_diagonal(neighbours, 1)
+    return pred, emotions, listener, neighbours
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_tslearn():
+    """Compile tslearn's numba code once before the process pool forks (each worker would compile it)."""
+    tslearn_dtw(np.zeros((3, 2)), np.ones((4, 2)))
+
+
+@pytest.mark.parametrize("frames", [120, 131])
+def test_metrics_match_the_official_way(frames):
+    pred, speaker, listener, neighbours = make_set(frames)
+    want = reference.official_metrics(pred, speaker, listener, neighbours, processes=2)
+    got = react.compute_metrics(pred, speaker, listener, neighbours, device="cpu", threads=2)
+    assert set(got) == set(react.METRICS)
+    for name in react.METRICS:
+        assert got[name] == pytest.approx(want[name], rel=1e-4, abs=1e-12), name
+
+
+def test_dtw_kernel_matches_tslearn_per_group():
+    rng = np.random.default_rng(1)
+    a = emotion_like(rng, (5, 37))  # lengths that are not multiples of the kernel's 4x4 tiles
+    b = emotion_like(rng, (4, 42))
+    a[2, :, 17:] = 0.125
+    ia = rng.integers(0, 5, 21)  # not a multiple of the SIMD lane count
+    ib = rng.integers(0, 4, 21)
+    want = np.array([[tslearn_dtw(a[i][:, lo:hi], b[j][:, lo:hi]) for lo, hi in dtw.GROUPS] for i, j in zip(ia, ib)])
+    np.testing.assert_allclose(dtw.dtw_groups_cpu(a, b, ia, ib, threads=2), want, rtol=1e-5)
+    np.testing.assert_allclose(dtw.dtw_groups_torch(a, b, ia, ib, device="cpu"), want, rtol=1e-5)
+
+
+def test_compiled_kernel_is_used_and_identical_series_are_exactly_zero():
+    if dtw.find_compiler() is None:
+        pytest.skip("no C compiler")
+    assert dtw.load_kernel() is not None, "the C kernel should compile on a machine with a C compiler"
+    rng = np.random.default_rng(2)
+    a = emotion_like(rng, (3, 60))
+    idx = np.arange(3)
+    assert (dtw.dtw_groups_cpu(a, a, idx, idx) == 0).all()
+    assert np.abs(dtw.dtw_groups_torch(a, a, idx, idx, device="cpu")).max() < 1e-5
+
+
+@pytest.mark.parametrize("flags", [["-mavx2", "-mfma"], ["-mno-avx"], ["-mno-avx", "-U__SSE__"]],
+                         ids=["avx2", "sse", "generic"])
+def test_portable_builds_of_the_kernel_agree(tmp_path, flags):
+    """The AVX2 (8 lanes), SSE and plain GCC-vector (4 lanes, e.g. ARM) variants of CPUs without AVX-512."""
+    compiler = dtw.find_compiler()
+    if compiler is None:
+        pytest.skip("no C compiler")
+    target = tmp_path / "kernel.so"
+    assert dtw.compile_kernel(compiler, target, flags)
+    lib = dtw.open_kernel(target)
+    assert lib.frd_dtw_lanes() == (8 if "-mavx2" in flags else 4)
+    rng = np.random.default_rng(6)
+    a, b = emotion_like(rng, (3, 23)), emotion_like(rng, (3, 26))
+    ia, ib = rng.integers(0, 3, 11), rng.integers(0, 3, 11)
+    want = np.array([[tslearn_dtw(a[i][:, lo:hi], b[j][:, lo:hi]) for lo, hi in dtw.GROUPS] for i, j in zip(ia, ib)])
+    np.testing.assert_allclose(dtw.dtw_groups_cpu(a, b, ia, ib, threads=2, lib=lib), want, rtol=1e-5)
+    assert (dtw.dtw_groups_cpu(a, a, ia, ia, lib=lib) == 0).all()
+
+
+def test_without_a_compiler_the_torch_path_gives_the_same_numbers(monkeypatch):
+    rng = np.random.default_rng(3)
+    a, b = emotion_like(rng, (2, 30)), emotion_like(rng, (2, 33))
+    idx = np.array([0, 1, 1])
+    compiled = dtw.dtw_groups_cpu(a, b, idx, idx[::-1].copy())
+    monkeypatch.setattr(dtw, "load_kernel", lambda: None)
+    np.testing.assert_allclose(dtw.dtw_groups_cpu(a, b, idx, idx[::-1].copy()), compiled, rtol=1e-5)
+
+
+def lagged_structure(rng: np.random.Generator, clips: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions that follow the speaker at a random lag, with constant stretches here and there."""
+    base = np.cumsum(rng.standard_normal((clips, frames + 100, 25)), axis=1).astype(np.float32)
+    lags = rng.integers(-40, 40, clips)
+    speaker = base[:, 50:50 + frames].copy()
+    pred = np.stack([base[k, 50 + lag:50 + lag + frames] for k, lag in enumerate(lags)])
+    pred += rng.standard_normal(pred.shape).astype(np.float32)
+    speaker[::3, :, 5] = 0
+    pred[1::4, :100, 9] = 0.3
+    speaker[2::5, 130:, 11] = 1.0
+    return pred, speaker
+
+
+def test_tlcc_offsets_match_np_corrcoef_and_torch_argmax_per_clip():
+    rng = np.random.default_rng(4)
+    pred, speaker = lagged_structure(rng, 16, 180)
+    r = react.lagged_correlations(pred, speaker)
+    ours = np.abs(react.MAX_LAG - torch.from_numpy(r.astype(np.float32)).mean(2).argmax(1).numpy())
+    want = [reference.tlcc_offset(pred[k], speaker[k]) for k in range(len(pred))]
+    assert ours.tolist() == want
+    assert 49 in want and any(w < 49 for w in want), "the data should exercise both NaN and regular peaks"
+
+
+def test_corrected_tlcc_uses_every_sample_and_counts_nan_as_zero():
+    rng = np.random.default_rng(5)
+    pred, speaker = lagged_structure(rng, 8, 150)
+    samples = np.stack([pred, np.roll(pred, 7, axis=1)], axis=1)
+    offsets = []
+    for k in range(len(samples)):
+        for s in range(2):
+            rs = []
+            for lag in reference.TLCC_LAGS:
+                x, y = samples[k, s], speaker[k]
+                x, y = (x[lag:], y[:-lag]) if lag > 0 else (x[:lag], y[-lag:]) if lag < 0 else (x, y)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    r = [np.corrcoef(x[:, d], y[:, d])[0, 1] for d in range(25)]
+                rs.append(np.mean(np.nan_to_num(r, nan=0.0)))
+            offsets.append(abs(49 - int(np.argmax(rs))))
+    assert react.tlcc(samples, speaker, corrected=True) == pytest.approx(np.mean(offsets))
+    assert react.tlcc(samples, speaker) == pytest.approx(np.mean([reference.tlcc_offset(p[0], s)
+                                                                   for p, s in zip(samples, speaker)]))
+
+
+def test_corrected_mode_adds_its_own_column_only():
+    pred, speaker, listener, neighbours = make_set(110)
+    plain = react.compute_metrics(pred, speaker, listener, neighbours, device="cpu")
+    both = react.compute_metrics(pred, speaker, listener, neighbours, device="cpu", corrected=True)
+    assert set(both) == set(react.METRICS) | {"TLCC_corrected"}
+    assert {k: both[k] for k in react.METRICS} == plain
+
+
+def test_ground_truth_predictions_score_exactly_like_the_official_code():
+    _, speaker, listener, neighbours = make_set(120)
+    pred = np.repeat(listener[:, None], 2, axis=1)
+    got = react.compute_metrics(pred, speaker, listener, neighbours, device="cpu")
+    assert got["FRD"] == 0.0 and got["S-MSE"] == 0.0
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("nan", "clip 'c3' (position 3): prediction has NaN"),
+    ("lonely", "clip 'c2' (position 2): no appropriate listener"),
+    ("matrix", "neighbour matrix has shape (5, 5), expected (6, 6)"),
+    ("frames", "listener emotions have shape (6, 110, 25), expected (6, 120, 25)"),
+    ("dims", "predictions have 24 dims per frame, expected 25"),
+])
+def test_bad_input_names_the_clip_and_the_problem(problem, message):
+    pred, speaker, listener, neighbours = make_set(120)
+    clips = [f"c{k}" for k in range(6)]
+    if problem == "nan":
+        pred[3, 1, 10, 0] = np.nan
+    elif problem == "lonely":
+        neighbours[2] = 0
+    elif problem == "matrix":
+        neighbours = neighbours[:5, :5]
+    elif problem == "frames":
+        listener = listener[:, :110]
+    elif problem == "dims":
+        pred, speaker, listener = pred[..., :24], speaker[..., :24], listener[..., :24]
+    with pytest.raises(react.MetricInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        react.compute_metrics(pred, speaker, listener, neighbours, device="cpu", clips=clips)

@@ -1,0 +1,16 @@
+from pathlib import Path
+
+from regnn.generation import generate
+from regnn.logs import log_to
+
+with log_to(snakemake.log[0]):
+    generate(
+        checkpoint=Path(snakemake.input.checkpoint),
+        emotions=Path(snakemake.input.emotions),
+        video_shards=[Path(p) for p in snakemake.input.video],
+        audio_shards=[Path(p) for p in snakemake.input.audio],
+        settings=snakemake.params.settings,
+        seed=int(snakemake.wildcards.seed),
+        output=Path(snakemake.output[0]),
+        threads=snakemake.threads,
+    )
