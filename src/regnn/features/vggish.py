@@ -192,15 +192,20 @@ class VGGishExtractor:
 
     def prepare(self, clip: str, row: IndexRow) -> Prepared:
         audio = read_audio(clip, row.audio, SAMPLE_RATE, self.seconds, self.s["tolerance_s"], pad=False)
-        prepared = Prepared(clip, torch.from_numpy(audio.samples))
+        wave = torch.from_numpy(audio.samples)
+        if self.device.type == "cpu":  # on a CPU the front end overlaps the network here; a GPU does it faster
+            with inference(self.device, False):
+                wave = self.frontend(wave)
+        prepared = Prepared(clip, wave)
         if audio.seconds < self.seconds:
             prepared.notes.append(("short audio", f"{audio.seconds:.3f} s < {self.seconds:g} s"))
         return prepared
 
     def forward(self, prepared: Prepared) -> np.ndarray:
-        wave = prepared.inputs.to(self.device)
-        with inference(self.device, False):
-            examples = self.frontend(wave)  # the log-mel front end stays float32
+        examples = prepared.inputs.to(self.device)
+        if examples.dim() == 1:  # a waveform: the log-mel front end (float32) runs on the device
+            with inference(self.device, False):
+                examples = self.frontend(examples)
         rows = []
         for i in range(0, examples.shape[0], self.s["batch_size"]):
             with inference(self.device, self.s["bf16"]):
