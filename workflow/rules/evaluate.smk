@@ -66,11 +66,13 @@ rule summarize:
                                for e in config["experiments"]],
         emotions="results/dataset/{split}/emotions.h5",
     output:
-        table="results/metrics/{split}.tsv",
+        table=report("results/metrics/{split}.tsv", caption="../report/metrics.rst", category="Metrics"),
         latex="results/metrics/{split}.tex",
-        methods="results/metrics/figures/{split}-methods.png",
-        reactions=expand("results/metrics/figures/{{split}}-reactions-{experiment}.png",
-                         experiment=list(config["experiments"])),
+        methods=report("results/metrics/figures/{split}-methods.png", caption="../report/methods.rst",
+                       category="Metrics"),
+        reactions=[report(path, caption="../report/reactions.rst", category="Reactions")
+                   for path in expand("results/metrics/figures/{{split}}-reactions-{experiment}.png",
+                                      experiment=list(config["experiments"]))],
     params:
         settings=EVALUATE["summary"],
         experiments=list(config["experiments"]),
