@@ -54,10 +54,12 @@ def test_every_problem_is_reported_at_once_and_nothing_is_written(tiny_dataset: 
     rows = layout.read_split(tiny_dataset, "test")
     (speaker, listener), (other, _) = rows[0], rows[1]
     (tiny_dataset / "test" / "Video_files" / f"{speaker}.mp4").unlink()
+    (tiny_dataset / "test" / "Video_files" / f"{other}.mp4").write_bytes(b"\0" * 4096)
     (tiny_dataset / "test" / "Audio_files" / f"{listener}.wav").write_bytes(b"not a wav")
     short = layout.emotion_path(tiny_dataset, "test", other)
     short.write_text("\n".join(short.read_text().splitlines()[:100]) + "\n")
     _index_and_expect(tiny_dataset, tmp_path, f"{speaker}.mp4: video is missing",
+                      f"{other}.mp4: video file is unreadable",
                       f"{listener}.wav: audio is unreadable", f"{short}: emotion CSV has shape (99, 25)")
 
 

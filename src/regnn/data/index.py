@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import h5py
 import numpy as np
 import pandas as pd
@@ -74,8 +75,12 @@ def _check_video(path: Path) -> str | None:
         return None if n >= FRAMES else f"{path}: video frame folder has {n} PNG frames, expected >= {FRAMES}"
     if not path.is_file():
         return f"{path}: video is missing (neither an .mp4 nor a folder of PNG frames)"
-    if path.stat().st_size == 0:
-        return f"{path}: video file is empty"
+    try:  # opening reads the container header only; decoding every frame is the extract stage's job
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return f"{path}: video file has no video stream"
+    except (av.error.FFmpegError, OSError) as err:
+        return f"{path}: video file is unreadable ({err})"
     return None
 
 
