@@ -73,17 +73,17 @@ def test_some_precomputed_features_are_nested_one_folder_too_deep(tiny_dataset_m
 def test_deterministic_per_seed(tmp_path: Path) -> None:
     small = SyntheticSettings(seed=5, sessions={"train": 1}, clips_per_session=1, frame_size=16, audio_rate=8000)
 
-    def digest(root: Path) -> str:
-        h = hashlib.sha256()
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".csv", ".npy", ".wav",
-                                                                                       ".mp4"}):
-            h.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
-        return h.hexdigest()
+    def digests(root: Path) -> dict[str, str]:
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file() and p.suffix in {".csv", ".npy", ".wav", ".mp4"}}
 
     write_dataset(tmp_path / "a", small)
     write_dataset(tmp_path / "b", small)
     write_dataset(tmp_path / "c", SyntheticSettings(**{**small.__dict__, "seed": 6}))
-    assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
+    a, b, c = (digests(tmp_path / name) for name in "abc")
+    assert a.keys() == b.keys() == c.keys() and len(a) == 14  # 4 clips x 3 media + split CSV + matrix
+    assert [f for f in a if a[f] != b[f]] == []
+    assert [f for f in a if a[f] == c[f] and not f.endswith(".npy")] == ["train.csv"]  # same names only
 
 
 def _lagged_corr(a: np.ndarray, b: np.ndarray, lag: int) -> float:
