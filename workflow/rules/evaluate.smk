@@ -1,25 +1,13 @@
 # Metrics stage: the official REACT metrics per experiment x seed x split, the reference rows (ground truth,
 # random, mime), and the per-split summary table and figures. Each rule's params hold only the settings that
 # change its numbers, so editing the figure settings does not rerun hours of FRD.
-from regnn.metrics.settings import resolve_settings
-
-EVALUATE = resolve_settings(config["evaluate"])
-METRIC_SETTINGS = {"corrected": EVALUATE["corrected"], "device": EVALUATE["device"]}
-BASELINE_NAMES = EVALUATE["baselines"]["names"]
-RUN_DIR = "results/experiments/{experiment}/seed-{seed}"
-
-
-def _runs(split):
-    return [f"results/experiments/{e}/seed-{s}/metrics/{split}.tsv" for e in config["experiments"]
-            for s in config["seeds"]]
-
 
 rule evaluate:
     input:
-        predictions=f"{RUN_DIR}/predictions/{{split}}.h5",
+        predictions=f"{EXPERIMENT_DIR}/predictions/{{split}}.h5",
         emotions="results/dataset/{split}/emotions.h5",
     output:
-        f"{RUN_DIR}/metrics/{{split}}.tsv",
+        f"{EXPERIMENT_DIR}/metrics/{{split}}.tsv",
     params:
         settings=METRIC_SETTINGS,
     log:
@@ -59,7 +47,7 @@ rule baseline:
 
 rule summarize:
     input:
-        runs=lambda w: _runs(w.split),
+        runs=lambda w: metric_runs(w.split),
         baselines=expand("results/baselines/{name}/metrics/{{split}}.tsv", name=BASELINE_NAMES),
         # the reaction figures show each experiment's first seed
         predictions=lambda w: [f"results/experiments/{e}/seed-{config['seeds'][0]}/predictions/{w.split}.h5"

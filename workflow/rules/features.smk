@@ -4,13 +4,6 @@
 # GPU: set `gpus: 1` in an extractor's settings; its jobs then ask for resources gpu=1 (the SLURM profile
 # turns that into a GPU request) and `device: auto` uses the GPU the job is given. Threads: the extractor's
 # `workers` (background decoding) plus one for the network; torch uses as many for its own ops.
-import re
-
-
-def feature_shards(extractor, split):
-    """The shard files holding one extractor's features for one split (inputs of train / generate)."""
-    shards = int(config["extractors"][extractor].get("shards", 1))
-    return [f"results/features/{extractor}/{split}/shard-{k}.h5" for k in range(shards)]
 
 
 rule extract:

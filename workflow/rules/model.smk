@@ -2,29 +2,10 @@
 # Params are each experiment's fully resolved settings (a pure function of the wildcards), so editing one
 # experiment reruns only its jobs. Training resumes from results/experiments/<e>/seed-<s>/.resume/, which
 # is not a declared output, so a job killed at its time limit (or preempted) continues where it stopped.
-from regnn.settings import checkpoint_epochs, checkpoint_name, experiment_settings, resolve_generate_settings
-
-TRAIN_SPLIT = config["splits"]["train"]
-CHECKPOINT_EPOCHS = checkpoint_epochs(config["train"])
-GENERATE = resolve_generate_settings(config["generate"])
-GENERATE_EPOCH = GENERATE["epoch"] or CHECKPOINT_EPOCHS[-1]
-if GENERATE_EPOCH not in CHECKPOINT_EPOCHS:
-    raise WorkflowError(f"generate.epoch {GENERATE_EPOCH} has no checkpoint; checkpoints: {CHECKPOINT_EPOCHS}")
-EXPERIMENT_DIR = "results/experiments/{experiment}/seed-{seed}"
-
-
-def _experiment_inputs(wildcards, split):
-    s = experiment_settings(config, wildcards.experiment)
-    return {
-        "emotions": f"results/dataset/{split}/emotions.h5",
-        "video": feature_shards(s["video"], split),
-        "audio": feature_shards(s["audio"], split),
-    }
-
 
 rule train:
     input:
-        unpack(lambda w: _experiment_inputs(w, TRAIN_SPLIT)),
+        unpack(lambda w: experiment_inputs(w, TRAIN_SPLIT)),
     output:
         checkpoints=[f"{EXPERIMENT_DIR}/checkpoints/{checkpoint_name(e)}" for e in CHECKPOINT_EPOCHS],
         tsv=f"{EXPERIMENT_DIR}/train.tsv",
@@ -50,7 +31,7 @@ rule train:
 
 rule generate:
     input:
-        unpack(lambda w: _experiment_inputs(w, w.split)),
+        unpack(lambda w: experiment_inputs(w, w.split)),
         checkpoint=f"{EXPERIMENT_DIR}/checkpoints/{checkpoint_name(GENERATE_EPOCH)}",
     output:
         f"{EXPERIMENT_DIR}/predictions/{{split}}.h5",
@@ -83,13 +64,3 @@ rule export_official:
         "../../envs/regnn.yaml"
     script:
         "../scripts/export_official.py"
-
-
-def model_targets():
-    """Predictions (and, when asked, the official export) of every experiment x seed x evaluated split."""
-    targets = expand(f"{EXPERIMENT_DIR}/predictions/{{split}}.h5", experiment=config["experiments"],
-                     seed=config["seeds"], split=config["splits"]["evaluate"])
-    if GENERATE["export_official"]:
-        targets += expand(f"{EXPERIMENT_DIR}/official/{{split}}", experiment=config["experiments"],
-                          seed=config["seeds"], split=config["splits"]["evaluate"])
-    return targets
