@@ -34,7 +34,8 @@ lock: $(VENV)/.installed
 
 demo: install
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
-	@echo; column -t -s $$'\t' results/metrics/test.tsv 2>/dev/null || cat results/dataset/test/index.tsv | head -3
+	@echo; echo "results/metrics/test.tsv:"
+	@$(PY) -c 'import pandas as pd; t = pd.read_csv("results/metrics/test.tsv", sep="\t"); print(t.to_string(index=False, na_rep="", float_format="{:.4g}".format))'
 
 test: install
 	$(PY) -m pytest -q
