@@ -23,7 +23,7 @@ import numpy as np
 import soundfile
 import torch
 
-from regnn.data.layout import EMOTION_COLUMNS, FPS, FRAMES, SPLIT_HEADER, SPLITS, VIDEO_FRAMES
+from regnn.data.layout import EMOTION_COLUMNS, FPS, FRAMES, SPLIT_HEADER, SPLITS
 
 LATENT = 4  # valence, arousal, smile, brow
 STYLES = 4
