@@ -103,6 +103,12 @@ def _evaluate(args: argparse.Namespace) -> None:
         write_metrics(args.out, metrics)
 
 
+def _neighbours(args: argparse.Namespace) -> None:
+    from regnn.data.neighbours import write_split_matrix
+
+    print(f"wrote {write_split_matrix(args.root, args.split, args.out)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regnn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder (default results/dataset/SPLIT)")
     p.add_argument("--frames", type=int, default=750)
     p.set_defaults(func=_index)
+
+    p = commands.add_parser("neighbours", help="cut neighbour_emotion_SPLIT.npy from the master matrix")
+    p.add_argument("root", type=Path, help="dataset root with Approprirate_facial_reaction.npy and data_indices.csv")
+    p.add_argument("--split", required=True)
+    p.add_argument("--out", type=Path, help="output file (default ROOT/neighbour_emotion_SPLIT.npy)")
+    p.set_defaults(func=_neighbours)
 
     p = commands.add_parser("extract", help="extract one extractor's features for a split (all shards or one)")
     p.add_argument("--config", type=Path, default=Path("config/config.yaml"))
@@ -177,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except DatasetError as err:
+    except (DatasetError, FileExistsError) as err:
         print(f"regnn {args.command}: {err}", file=sys.stderr)
         return 2
     return 0

@@ -116,7 +116,8 @@ def _link(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:
-        shutil.copy2(source, target)
+        with atomic_output(target) as tmp:
+            shutil.copy2(source, tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

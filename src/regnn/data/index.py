@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import soundfile
 
-from regnn.data import layout
+from regnn.data import layout, neighbours
 from regnn.data.layout import EMOTION_DIMS, FRAMES, DatasetError
 from regnn.io import atomic_output
 
@@ -96,11 +96,19 @@ def _check_audio(path: Path) -> str | None:
     return None
 
 
-def _check_neighbours(path: Path, size: int) -> tuple[np.ndarray | None, list[str]]:
-    if not path.is_file():
-        return None, [f"{path}: neighbour matrix is missing"]
+def _check_neighbours(root: Path, split: str, size: int) -> tuple[np.ndarray | None, list[str]]:
+    """The split's neighbour matrix, or, when a download lacks it, the cut of the master matrix."""
+    path = layout.neighbour_matrix_path(root, split)
     try:
-        matrix = np.load(path, allow_pickle=False)
+        if path.is_file():
+            matrix = np.load(path, allow_pickle=False)
+        elif neighbours.has_master(root):
+            matrix = neighbours.split_matrix(root, split)
+        else:
+            return None, [f"{path}: neighbour matrix is missing (and no {neighbours.MASTER_MATRIX} + "
+                          f"{neighbours.MASTER_INDEX} to cut it from)"]
+    except DatasetError as err:
+        return None, err.problems
     except (OSError, ValueError) as err:
         return None, [f"{path}: neighbour matrix is unreadable ({err})"]
     if matrix.shape != (size, size):
@@ -139,13 +147,13 @@ def build_index(root: Path, split: str, frames: int = FRAMES) -> tuple[list[Inde
         checked = list(pool.map(check, index))
     for _, found in checked:
         problems.extend(found)
-    neighbours, found = _check_neighbours(layout.neighbour_matrix_path(root, split), size)
+    matrix, found = _check_neighbours(root, split, size)
     problems.extend(found)
     if problems:
         raise DatasetError(problems)
     emotions = np.stack([e for e, _ in checked])
     listener_index = (np.arange(size) + size // 2) % size
-    return index, EmotionCache(list(speakers), emotions, listener_index, neighbours)
+    return index, EmotionCache(list(speakers), emotions, listener_index, matrix)
 
 
 def write_index(index: list[IndexRow], cache: EmotionCache, index_tsv: Path, emotions_h5: Path) -> None:
