@@ -28,7 +28,8 @@ from regnn.data.windows import Batch, WindowSampler, load_split, prefetched_batc
 from regnn.features.store import write_shard
 from regnn.model.regnn import REGNN
 from regnn.settings import PAPER_TRAIN
-from regnn.training import select_device, training_step
+from regnn.devices import choose_device
+from regnn.training import training_step
 
 VIDEO_DIM, AUDIO_DIM, WINDOW, STRIDE, NEIGHBOURS = 768, 128, 50, 25, 10
 
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    device = select_device(args.device)
+    device = choose_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         meta = write_dataset(root, args.rows)

@@ -23,10 +23,11 @@ from tqdm import tqdm
 
 from regnn.data.layout import EMOTION_DIMS
 from regnn.data.windows import clip_windows, load_split
-from regnn.io import atomic_output
+from regnn.devices import choose_device
+from regnn.io import atomic_output, decode_strings
 from regnn.model.regnn import REGNN
 from regnn.settings import checkpoint_name, experiment_settings, resolve_generate_settings
-from regnn.training import load_checkpoint, select_device
+from regnn.training import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def generate(checkpoint: Path, emotions: Path, video_shards: Sequence[Path], aud
     s = resolve_generate_settings(settings)
     if threads:
         torch.set_num_threads(threads)
-    device = select_device(s["device"])
+    device = choose_device(s["device"])
     state = load_checkpoint(Path(checkpoint))
     data = load_split(Path(emotions), video_shards, audio_shards)
     dims = {"video": data.video_dim, "audio": data.audio_dim}
@@ -137,7 +138,7 @@ def export_official(predictions: Path, out_dir: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         with h5py.File(predictions, "r") as f:
-            clips = [c.decode() if isinstance(c, bytes) else str(c) for c in f["clips"][()]]
+            clips = decode_strings(f["clips"][()])
             preds = f["predictions"]
             for k, clip in enumerate(tqdm(clips, desc="export", unit="clips", dynamic_ncols=True)):
                 folder = tmp / clip

@@ -5,8 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+
+def decode_strings(values: Iterable[bytes | str]) -> list[str]:
+    """HDF5 string datasets read back as bytes or str depending on h5py's version and dtype."""
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
 @contextlib.contextmanager

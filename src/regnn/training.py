@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from regnn.data.windows import Batch, WindowSampler, load_split, prefetched_batches
+from regnn.devices import choose_device
 from regnn.io import atomic_output
 from regnn.losses import best_neighbour_mse, mid_loss, smoothness_loss
 from regnn.model.regnn import REGNN
@@ -42,17 +43,6 @@ CHECKPOINT_FORMAT = 1
 
 TSV_COLUMNS = ["epoch", "lr", "loss", "best_mse", "mid", "smooth", "logdet", "threshold", "seconds",
                "input_seconds"]
-
-
-def select_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present, else CPU; asking for CUDA without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train/generate device is 'cuda' but no CUDA device is available")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, not {name!r}")
-    return torch.device(name)
 
 
 def learning_rate(settings: dict[str, Any], epoch: int) -> float:
@@ -140,7 +130,7 @@ def train(emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[P
     train_s = resolve_train_settings(settings.get("train"))
     if threads:
         torch.set_num_threads(threads)
-    device = select_device(train_s["device"])
+    device = choose_device(train_s["device"])
     data = load_split(emotions, video_shards, audio_shards)
     dims = {"video": data.video_dim, "audio": data.audio_dim}
     sampler = WindowSampler(data, model_s["window"], model_s["stride"], train_s["neighbours"])

@@ -20,7 +20,7 @@ import soundfile
 
 from regnn.data import layout, neighbours
 from regnn.data.layout import EMOTION_DIMS, FRAMES, DatasetError
-from regnn.io import atomic_output
+from regnn.io import atomic_output, decode_strings
 
 INDEX_COLUMNS = ["position", "speaker", "listener", "video", "audio", "emotion"]
 
@@ -152,7 +152,7 @@ def build_index(root: Path, split: str, frames: int = FRAMES) -> tuple[list[Inde
     if problems:
         raise DatasetError(problems)
     emotions = np.stack([e for e, _ in checked])
-    listener_index = (np.arange(size) + size // 2) % size
+    listener_index = layout.listener_positions(size)
     return index, EmotionCache(list(speakers), emotions, listener_index, matrix)
 
 
@@ -191,7 +191,7 @@ def read_index(path: Path) -> list[IndexRow]:
 def load_emotions(path: Path) -> EmotionCache:
     with h5py.File(path, "r") as f:
         return EmotionCache(
-            clips=[c.decode() if isinstance(c, bytes) else str(c) for c in f["clips"][()]],
+            clips=decode_strings(f["clips"][()]),
             emotions=f["emotions"][()],
             listener_index=f["listener_index"][()],
             neighbours=f["neighbours"][()],

@@ -10,6 +10,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 FRAMES = 750
 """Frames per clip used everywhere (the 751st video frame is dropped)."""
 VIDEO_FRAMES = 751
@@ -115,6 +117,11 @@ def read_split(root: Path, split: str) -> list[tuple[str, str]]:
     if problems:
         raise DatasetError(problems)
     return rows
+
+
+def listener_positions(size: int) -> np.ndarray:
+    """Position of each mirrored sample's listener: sample k and k + N are the same dyad, reversed."""
+    return (np.arange(size) + size // 2) % size
 
 
 def mirrored(rows: list[tuple[str, str]]) -> tuple[list[str], list[str]]:

@@ -39,16 +39,6 @@ def resolve_settings(settings: Mapping[str, Any], defaults: Mapping[str, Any], n
     return {**COMMON_DEFAULTS, **defaults, **settings}
 
 
-def choose_device(setting: str) -> torch.device:
-    """`auto` picks the GPU when one is visible, else the CPU; anything else is taken as a torch device name."""
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(setting)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {setting!r} was asked for but no CUDA GPU is visible")
-    return device
-
-
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
     """bfloat16 autocast when asked for, else a no-op (float32 everywhere)."""
     if not bf16:

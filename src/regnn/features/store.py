@@ -42,11 +42,6 @@ def write_shard(path: Path, features: Mapping[str, np.ndarray], extractor: str, 
                 f.create_dataset(clip, data=np.asarray(values, dtype=np.float32))
 
 
-def shard_dim(path: Path) -> int:
-    with h5py.File(path, "r") as f:
-        return int(f.attrs["dim"])
-
-
 def load_features(shard_paths: Sequence[Path], clips: Sequence[str]) -> np.ndarray:
     """Features of `clips` (in that order, duplicates allowed) from a split's shards, as one array.
 

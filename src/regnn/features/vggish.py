@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from regnn.data.index import IndexRow
+from regnn.devices import choose_device
 from regnn.features.media import read_audio
-from regnn.features.runtime import (Prepared, check_state_dict, choose_device, fit_rows, inference, load_state_dict,
+from regnn.features.runtime import (Prepared, check_state_dict, fit_rows, inference, load_state_dict,
                                     resolve_settings)
 
 SAMPLE_RATE = 24_000

@@ -17,8 +17,9 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from regnn.data.index import IndexRow
+from regnn.devices import choose_device
 from regnn.features.media import read_video
-from regnn.features.runtime import Prepared, check_state_dict, choose_device, inference, load_state_dict, resolve_settings
+from regnn.features.runtime import Prepared, check_state_dict, inference, load_state_dict, resolve_settings
 
 DEFAULTS: dict[str, Any] = {
     "model": "swin_tiny_patch4_window7_224",  # any timm model name

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from regnn.data.index import IndexRow
+from regnn.devices import choose_device
 from regnn.features.media import read_audio
-from regnn.features.runtime import Prepared, choose_device, fit_rows, inference, resolve_settings
+from regnn.features.runtime import Prepared, fit_rows, inference, resolve_settings
 
 DEFAULTS: dict[str, Any] = {
     "model_dir": None,  # a local save_pretrained() directory (e.g. wav2vec2-base-960h); None = random weights

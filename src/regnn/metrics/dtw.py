@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from regnn.devices import choose_device
+
 log = logging.getLogger(__name__)
 
 GROUPS: tuple[tuple[int, int], ...] = ((0, 15), (15, 17), (17, 25))
@@ -227,8 +229,7 @@ def dtw_groups_torch(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
 def dtw_groups(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, device: str = "auto",
                threads: int = 1) -> np.ndarray:
     """DTW of each FRD group for the pairs (a[ia[p]], b[ib[p]]): the GPU when present (or asked), else CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
+    chosen = choose_device(device)
+    if chosen.type == "cpu":
         return dtw_groups_cpu(a, b, ia, ib, threads=threads)
-    return dtw_groups_torch(a, b, ia, ib, device=device)
+    return dtw_groups_torch(a, b, ia, ib, device=str(chosen))

@@ -22,8 +22,8 @@ import torch
 
 from regnn.data import layout
 from regnn.data.index import load_emotions, read_emotion_csv
-from regnn.data.layout import DatasetError
-from regnn.io import atomic_output
+from regnn.data.layout import DatasetError, listener_positions
+from regnn.io import atomic_output, decode_strings
 from regnn.metrics.react import CORRECTED, METRICS, MetricInputError, compute_metrics
 from regnn.metrics.settings import resolve_settings
 
@@ -40,10 +40,6 @@ class EvaluationSet:
     neighbours: np.ndarray  # (2N, 2N)
 
 
-def _decode(values: np.ndarray) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
 def load_predictions_h5(path: Path, clips: Sequence[str]) -> np.ndarray:
     """`predictions` of a predictions HDF5, checked against the split's clip order."""
     path = Path(path)
@@ -53,7 +49,7 @@ def load_predictions_h5(path: Path, clips: Sequence[str]) -> np.ndarray:
         for name in ("predictions", "clips"):
             if name not in f:
                 raise MetricInputError(f"{path}: no '{name}' dataset")
-        theirs = _decode(f["clips"][()])
+        theirs = decode_strings(f["clips"][()])
         if len(theirs) != len(clips):
             raise MetricInputError(f"{path}: {len(theirs)} clips, but the split has {len(clips)} mirrored samples")
         for k, (a, b) in enumerate(zip(theirs, clips)):
@@ -120,7 +116,7 @@ def load_official_set(data_dir: Path, pred_dir: Path, split: str, samples: int =
         raise MetricInputError(f"{matrix_path}: shape {neighbours.shape}, but {split}.csv gives 2N = {size} "
                                "mirrored samples; the matrix does not match the split")
     speaker = np.stack(emotions)
-    listener = speaker[(np.arange(size) + size // 2) % size]
+    listener = speaker[listener_positions(size)]
     if pred_dir.is_file():
         pred = load_predictions_h5(pred_dir, speakers)
     else:

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.fft
 import torch
 
+from regnn.devices import choose_device
 from regnn.metrics import dtw
 
 METRICS = ("FRC", "FRD", "S-MSE", "FRVar", "FRDvs", "TLCC")
@@ -80,12 +81,6 @@ def _neighbour_lists(neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return j, count, np.cumsum(count) - count
 
 
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def frc(pred: np.ndarray, listener: np.ndarray, neighbours: np.ndarray, device: str = "auto") -> float:
     """FRC: CCC as 2·cov / (var_t + var_p + (mean_t - mean_p)² + 1e-8) with population moments.
 
@@ -93,7 +88,7 @@ def frc(pred: np.ndarray, listener: np.ndarray, neighbours: np.ndarray, device: 
     constant, which is what 2·cov gives too; float64 here, float32 moments there (~1e-7 apart).
     Covariances of one speaker's samples with all its neighbours are one batched matmul over dims.
     """
-    dev = _device(device)
+    dev = choose_device(device)
     _neighbour_lists(neighbours)  # every speaker needs at least one appropriate listener
     frames = pred.shape[2]
     lis = torch.as_tensor(listener, device=dev).double()
