@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from regnn.metrics import dtw, react, reference
+from regnn.metrics import dtw, dtw_triton, react, reference
 
 
 def generated_set(speakers: int, samples: int, neighbours: int, frames: int, seed: int = 0):
@@ -51,6 +51,22 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
+def compare_gpu_dtw(pred: np.ndarray, listener: np.ndarray, matrix: np.ndarray, pairs: int = 20_000) -> None:
+    """FRD's DTW alone on the GPU: the fused Triton kernel against the torch wavefront, on the same pairs."""
+    rng = np.random.default_rng(1)
+    flat = pred.reshape(-1, *pred.shape[2:])
+    k, j = np.nonzero(matrix)
+    pick = rng.integers(0, len(k), pairs)
+    ia = k[pick] * pred.shape[1] + rng.integers(0, pred.shape[1], pairs)
+    ib = j[pick]
+    device = torch.device("cuda")
+    tensors = [torch.as_tensor(v, device=device) for v in (flat, listener, ia, ib)]
+    fused, t_fused = timed(lambda: dtw_triton.dtw_groups_triton(*tensors).cpu().numpy())
+    wave, t_wave = timed(dtw.dtw_groups_torch, flat, listener, ia, ib, device=device)
+    print(f"GPU DTW of {pairs} pairs: Triton {t_fused:.2f} s, torch wavefront {t_wave:.2f} s "
+          f"({t_wave / t_fused:.1f}x); largest relative difference {np.abs(fused / np.maximum(wave, 1e-9) - 1).max():.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speakers", type=int, default=40)
@@ -76,11 +92,14 @@ def main() -> None:
     if torch.cuda.is_available():
         react.compute_metrics(pred[:4], speaker[:4], listener[:4], np.eye(4, dtype=np.uint8), device="cuda")  # warm-up
         gpu, t_gpu = timed(react.compute_metrics, pred, speaker, listener, matrix, device="cuda")
-        rows.append((f"ours, GPU ({torch.cuda.get_device_name()})", gpu, t_gpu))
+        kernel = "Triton DTW" if dtw_triton.usable_on(torch.device("cuda")) else "torch wavefront DTW"
+        rows.append((f"ours, GPU ({torch.cuda.get_device_name()}, {kernel})", gpu, t_gpu))
 
-    print(f"{'implementation':<40} {'seconds':>9}  " + "  ".join(f"{m:>10}" for m in react.METRICS))
+    print(f"{'implementation':<60} {'seconds':>9}  " + "  ".join(f"{m:>10}" for m in react.METRICS))
     for name, metrics, seconds in rows:
-        print(f"{name:<40} {seconds:9.2f}  " + "  ".join(f"{metrics[m]:10.5f}" for m in react.METRICS))
+        print(f"{name:<60} {seconds:9.2f}  " + "  ".join(f"{metrics[m]:10.5f}" for m in react.METRICS))
+    if torch.cuda.is_available() and dtw_triton.usable_on(torch.device("cuda")):
+        compare_gpu_dtw(pred, listener, matrix)
     if not args.no_reference:
         for name, metrics, seconds in rows[1:]:
             worst = max(abs(metrics[m] - ref[m]) / max(abs(ref[m]), 1e-12) for m in react.METRICS)

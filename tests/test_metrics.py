@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from tslearn.metrics import dtw as tslearn_dtw
 
-from regnn.metrics import dtw, react, reference
+from regnn.metrics import dtw, dtw_triton, react, reference
 
 
 def emotion_like(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -100,6 +105,57 @@ def test_without_a_compiler_the_torch_path_gives_the_same_numbers(monkeypatch):
     compiled = dtw.dtw_groups_cpu(a, b, idx, idx[::-1].copy())
     monkeypatch.setattr(dtw, "load_kernel", lambda: None)
     np.testing.assert_allclose(dtw.dtw_groups_cpu(a, b, idx, idx[::-1].copy()), compiled, rtol=1e-5)
+
+
+TRITON_ON_CPU = """
+import sys
+import numpy as np
+import torch
+from regnn.metrics import dtw_triton
+data = np.load(sys.argv[1])
+out = dtw_triton.dtw_groups_triton(*(torch.as_tensor(data[k]) for k in ("a", "b", "ia", "ib")))
+np.save(sys.argv[2], out.numpy())
+print(dtw_triton.usable_on(torch.device("cpu")))
+"""
+
+
+@pytest.mark.skipif(dtw_triton.triton is None, reason="triton is not installed")
+def test_gpu_kernel_matches_tslearn_in_the_triton_interpreter(tmp_path):
+    """The GPU kernel's algorithm, run by Triton's CPU interpreter (the compiled path needs a GPU)."""
+    rng = np.random.default_rng(7)
+    a, b = emotion_like(rng, (3, 19)), emotion_like(rng, (2, 23))  # rows padded to 32 lanes; T1 != T2
+    a[1, :, 17:] = 0.125
+    b[0] = a[0, :1].repeat(23, 0)  # one frame against many: the DP's first row and column paths
+    ia, ib = np.array([0, 1, 2, 2, 0]), np.array([1, 0, 1, 0, 0])
+    np.savez(tmp_path / "in.npz", a=a, b=b, ia=ia, ib=ib)
+    result = subprocess.run([sys.executable, "-c", TRITON_ON_CPU, tmp_path / "in.npz", tmp_path / "out.npy"],
+                            env={**os.environ, "TRITON_INTERPRET": "1"}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "True", "the self-check on the device should accept the kernel"
+    want = np.array([[tslearn_dtw(a[i][:, lo:hi], b[j][:, lo:hi]) for lo, hi in dtw.GROUPS] for i, j in zip(ia, ib)])
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), want, rtol=1e-5)
+
+
+@pytest.mark.skipif(dtw_triton.triton is None, reason="triton is not installed")
+@pytest.mark.parametrize("arch", [80, 90], ids=["ampere", "hopper"])
+def test_gpu_kernel_compiles_for_750_frames_without_spilling(arch, tmp_path):
+    """Compiled ahead of time with Triton's bundled ptxas (no GPU needed): a spill would slow it down a lot."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    cuobjdump = Path(dtw_triton.triton.__file__).parent / "backends/nvidia/bin/cuobjdump"
+    rows = dtw_triton.triton.next_power_of_2(750)
+    signature = {"a_ptr": "*fp32", "b_ptr": "*fp32", "ia_ptr": "*i64", "ib_ptr": "*i64", "out_ptr": "*fp32",
+                 "t1": "i32", "t2": "i32", "DIMS": "constexpr", "ROWS": "constexpr"}
+    source = ASTSource(fn=dtw_triton._frd_dtw_kernel, signature=signature, constexprs={"DIMS": 25, "ROWS": rows})
+    kernel = dtw_triton.triton.compile(source, target=GPUTarget("cuda", arch, 32),
+                                       options=dtw_triton.launch_options(rows))
+    if not cuobjdump.is_file():
+        pytest.skip("triton's cuobjdump is missing")
+    cubin = tmp_path / "kernel.cubin"
+    cubin.write_bytes(kernel.asm["cubin"])
+    usage = subprocess.run([cuobjdump, "--dump-resource-usage", cubin], capture_output=True, text=True).stdout
+    assert "STACK:0 " in usage, usage
 
 
 def lagged_structure(rng: np.random.Generator, clips: int, frames: int) -> tuple[np.ndarray, np.ndarray]:

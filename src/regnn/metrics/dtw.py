@@ -11,7 +11,9 @@ and CPU, then loaded with ctypes. Compiling on the machine that runs it picks AV
 run time without Python headers or a build step in the package install, and a cluster with mixed CPUs gets
 one build per CPU kind. Without a working compiler the torch path below runs instead (slower, same numbers).
 
-GPU: cost matrices by batched float64 matmul, then an anti-diagonal wavefront in float32 over the batch.
+GPU: the fused Triton kernel of `regnn.metrics.dtw_triton` where it builds and agrees with the CPU kernel
+on the device; otherwise cost matrices by batched float64 matmul, then an anti-diagonal wavefront in float32
+over the batch.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 
 from regnn.devices import choose_device
+from regnn.metrics import dtw_triton
 
 log = logging.getLogger(__name__)
 
@@ -232,4 +235,11 @@ def dtw_groups(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, dev
     chosen = choose_device(device)
     if chosen.type == "cpu":
         return dtw_groups_cpu(a, b, ia, ib, threads=threads)
+    if np.shape(a)[1] <= dtw_triton.MAX_FRAMES and dtw_triton.usable_on(chosen):
+        _check_inputs(a, b, np.asarray(ia), np.asarray(ib))
+        tensors = (torch.as_tensor(a, dtype=torch.float32, device=chosen),
+                   torch.as_tensor(b, dtype=torch.float32, device=chosen),
+                   torch.as_tensor(ia, dtype=torch.int64, device=chosen),
+                   torch.as_tensor(ib, dtype=torch.int64, device=chosen))
+        return dtw_triton.dtw_groups_triton(*tensors).cpu().numpy()
     return dtw_groups_torch(a, b, ia, ib, device=str(chosen))
