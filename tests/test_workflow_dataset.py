@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from regnn.data.index import load_emotions
-from tests.workflow_helpers import demo_config, planned_jobs, snakemake
+from tests.workflow_helpers import demo_config, planned_gpus, planned_jobs, snakemake
 
 TARGETS = [f"results/dataset/{s}/index.tsv" for s in ("train", "val", "test")]
 
@@ -42,3 +42,19 @@ def test_missing_data_root_is_a_clear_message(tmp_path: Path) -> None:
     run = snakemake(tmp_path, config, "-n")
     assert run.returncode != 0
     assert "does not exist. Set data.root" in run.stdout and "Traceback" not in run.stdout
+
+
+def test_gpu_requests_follow_the_device_settings(tmp_path: Path) -> None:
+    """Jobs pinned to the CPU ask for no GPU (a laptop run with --resources gpu=0 can schedule them)."""
+    config = demo_config()
+    run = snakemake(tmp_path / "cpu", config, "-n")
+    assert run.returncode == 0, run.stdout[-3000:]
+    gpus = planned_gpus(run)
+    assert gpus["train"] == gpus["generate"] == gpus["extract"] == gpus["evaluate"] == {0}, gpus
+    config["train"]["device"] = "auto"
+    config["generate"]["device"] = "cuda"
+    config["extractors"]["vggish"]["gpus"] = 1
+    run = snakemake(tmp_path / "gpu", config, "-n")
+    assert run.returncode == 0, run.stdout[-3000:]
+    gpus = planned_gpus(run)
+    assert gpus["train"] == gpus["generate"] == {1} and gpus["extract"] == {0, 1}, gpus

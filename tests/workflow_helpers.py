@@ -55,3 +55,16 @@ def planned(result: subprocess.CompletedProcess) -> list[tuple[str, dict[str, st
         elif line.strip().startswith("wildcards:") and jobs:
             jobs[-1][1].update(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
     return jobs
+
+
+def planned_gpus(result: subprocess.CompletedProcess) -> dict[str, set[int]]:
+    """Rule -> the `gpu` resource values its planned jobs ask for, from a dry run's per-job blocks."""
+    gpus: dict[str, set[int]] = {}
+    rule = None
+    for line in result.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("resources:") and rule:
+            values = dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
+            gpus.setdefault(rule, set()).add(int(values.get("gpu", 0)))
+    return gpus

@@ -59,6 +59,11 @@ def experiment_inputs(wildcards, split):
     }
 
 
+def gpus_for(device):
+    """GPUs a train or generate job asks for: none when its settings pin it to the CPU."""
+    return 0 if device == "cpu" else 1
+
+
 def metric_runs(split):
     """Every experiment x seed metrics file of a split (the summary's rows)."""
     return [f"results/experiments/{e}/seed-{s}/metrics/{split}.tsv" for e in config["experiments"]

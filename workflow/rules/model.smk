@@ -20,7 +20,7 @@ rule train:
     threads: 4
     retries: 2
     resources:
-        gpu=1,
+        gpu=lambda w: gpus_for(experiment_settings(config, w.experiment)["train"]["device"]),
         mem_mb=32000,
         runtime=360,
     conda:
@@ -44,7 +44,7 @@ rule generate:
         experiment="|".join(config["experiments"]),
     threads: 4
     resources:
-        gpu=1,
+        gpu=gpus_for(GENERATE["device"]),
         mem_mb=16000,
         runtime=60,
     conda:
