@@ -130,7 +130,8 @@ def frd(pred: np.ndarray, listener: np.ndarray, neighbours: np.ndarray, device: 
     return float(best.reshape(n, samples).sum(axis=1).mean())
 
 
-CHUNK = 64  # speakers per float64 block in the diversity metrics (bounds memory at REACT size)
+CHUNK = 4  # speakers per float64 block in the diversity metrics: small blocks reuse heap memory (2x faster
+# at REACT size than 64-speaker blocks, whose fresh mmaps page-fault on every pass)
 
 
 def s_mse(pred: np.ndarray) -> float:
