@@ -109,6 +109,16 @@ def _neighbours(args: argparse.Namespace) -> None:
     print(f"wrote {write_split_matrix(args.root, args.split, args.out)}")
 
 
+def _experiment_command(commands: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand that works on one experiment x seed of a config."""
+    p = commands.add_parser(name, help=help)
+    p.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regnn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -147,22 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
     p.set_defaults(func=_extract)
 
-    p = commands.add_parser("train", help="train one experiment x seed (resumes an interrupted run)")
-    p.add_argument("--config", type=Path, default=Path("config/config.yaml"))
-    p.add_argument("--experiment", required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
+    p = _experiment_command(commands, "train", "train one experiment x seed (resumes an interrupted run)")
     p.set_defaults(func=_train)
 
-    p = commands.add_parser("generate", help="sample reactions for a split from a trained checkpoint")
-    p.add_argument("--config", type=Path, default=Path("config/config.yaml"))
-    p.add_argument("--experiment", required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p = _experiment_command(commands, "generate", "sample reactions for a split from a trained checkpoint")
     p.add_argument("--split", required=True)
     p.add_argument("--epoch", type=int, help="checkpoint epoch (default: generate.epoch, else the last)")
     p.add_argument("--official", action="store_true",
                    help="also export official/<split>/<speaker_path>/result-{j}.pth")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
     p.set_defaults(func=_generate)
 
     p = commands.add_parser("evaluate", help="the official REACT metrics (drop-in for the official evaluation.py)")
