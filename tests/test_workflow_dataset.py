@@ -17,7 +17,7 @@ def test_dataset_stage_runs_and_then_plans_nothing(tmp_path: Path) -> None:
     run = snakemake(tmp_path, config, *TARGETS)
     assert run.returncode == 0, run.stdout[-3000:]
     journal = (tmp_path / "results/dataset/train/cleanup.tsv").read_text().splitlines()
-    assert journal[0] == "source\ttarget" and len(journal) > 1
+    assert journal[0] == "action\tsource\ttarget" and len(journal) > 1
     assert not [p for p in (tmp_path / "results/demo-data").rglob("*.pth") if p.parent.name == p.stem]
     cache = load_emotions(tmp_path / "results/dataset/test/emotions.h5")
     assert cache.emotions.shape == (8, 750, 25) and np.isfinite(cache.emotions).all()

@@ -26,11 +26,14 @@ def _clean(args: argparse.Namespace) -> None:
     from regnn.data.cleanup import clean_dataset
 
     splits = [args.split] if args.split else None
-    moves = clean_dataset(args.root, splits=splits, dry_run=args.dry_run)
-    verb = "would move" if args.dry_run else "moved"
-    for move in moves:
+    cleanup = clean_dataset(args.root, splits=splits, dry_run=args.dry_run)
+    verb, removal = ("would move", "would remove") if args.dry_run else ("moved", "removed")
+    for move in cleanup.moves:
         print(f"{verb}\t{move.source}\t{move.target}")
-    print(f"{verb} {len(moves)} file(s)", file=sys.stderr)
+    for folder in cleanup.removed:
+        print(f"{removal}\t{folder}")
+    print(f"{verb} {len(cleanup.moves)} file(s), {removal} {len(cleanup.removed)} empty folder(s)",
+          file=sys.stderr)
 
 
 def _index(args: argparse.Namespace) -> None:
@@ -129,10 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="a config YAML whose demo_data section sets the size")
     p.set_defaults(func=_demo_data)
 
-    p = commands.add_parser("clean", help="move nested pre-extracted feature files up one folder")
+    p = commands.add_parser("clean", help="move nested pre-extracted feature files up one folder, prune empty "
+                                          "folders under the feature folders")
     p.add_argument("root", type=Path)
     p.add_argument("--split", choices=("train", "val", "test"))
-    p.add_argument("--dry-run", action="store_true", help="list the moves without moving anything")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the moves and removals without changing anything")
     p.set_defaults(func=_clean)
 
     p = commands.add_parser("index", help="check a split and cache its index and emotions")
