@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from regnn.paths import RESULTS, Results
+
 
 def _demo_data(args: argparse.Namespace) -> None:
     from regnn.data.synthetic import SyntheticSettings, write_dataset
@@ -39,9 +41,12 @@ def _clean(args: argparse.Namespace) -> None:
 def _index(args: argparse.Namespace) -> None:
     from regnn.data.index import index_split
 
-    out = args.out or Path("results/dataset") / args.split
-    n = index_split(args.root, args.split, out / "index.tsv", out / "emotions.h5", frames=args.frames)
-    print(f"indexed {n} mirrored samples of {args.split} into {out}")
+    if args.out:
+        index, emotions = args.out / "index.tsv", args.out / "emotions.h5"
+    else:
+        index, emotions = RESULTS.index(args.split), RESULTS.emotions(args.split)
+    n = index_split(args.root, args.split, index, emotions, frames=args.frames)
+    print(f"indexed {n} mirrored samples of {args.split} into {index.parent}")
 
 
 def _load_config(path: Path) -> dict:
@@ -66,22 +71,24 @@ def _generate(args: argparse.Namespace) -> None:
         out = generate_experiment(_load_config(args.config), args.experiment, args.seed, args.split,
                                   args.results, epoch=args.epoch)
         if args.official:
-            export_official(out, out.parent.parent / "official" / args.split)
+            export_official(out, Results(args.results).official(args.experiment, args.seed, args.split))
 
 
 def _extract(args: argparse.Namespace) -> None:
     from regnn.features.extract import extract_shard
     from regnn.features.media import MediaError
+    from regnn.settings import extractor_shards
 
     extractors = _load_config(args.config).get("extractors", {})
     if args.extractor not in extractors:
         raise SystemExit(f"regnn extract: no extractor {args.extractor!r} in {args.config} "
                          f"(configured: {', '.join(extractors) or 'none'})")
-    settings = extractors[args.extractor]
-    index = args.index or Path("results/dataset") / args.split / "index.tsv"
-    for shard in [args.shard] if args.shard is not None else range(int(settings.get("shards", 1))):
-        out = args.results / "features" / args.extractor / args.split / f"shard-{shard}.h5"
-        log = args.results / "logs" / "extract" / args.extractor / args.split / f"shard-{shard}.log"
+    settings, layout = extractors[args.extractor], Results(args.results)
+    index = args.index or layout.index(args.split)
+    shards = extractor_shards({"extractors": extractors}, args.extractor)
+    for shard in [args.shard] if args.shard is not None else range(shards):
+        out = layout.feature_shard(args.extractor, args.split, shard)
+        log = layout.log("extract", args.extractor, args.split, f"shard-{shard}")
         try:
             report = extract_shard(index, out, args.extractor, settings, shard, log_file=log)
         except MediaError as err:
@@ -118,7 +125,7 @@ def _experiment_command(commands: argparse._SubParsersAction, name: str, help: s
     p.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     p.add_argument("--experiment", required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
+    p.add_argument("--results", type=Path, default=RESULTS.root, help=f"results folder (default {RESULTS.root})")
     return p
 
 
@@ -143,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("index", help="check a split and cache its index and emotions")
     p.add_argument("root", type=Path)
     p.add_argument("--split", required=True)
-    p.add_argument("--out", type=Path, help="output folder (default results/dataset/SPLIT)")
+    p.add_argument("--out", type=Path, help=f"output folder (default {RESULTS.dataset_dir('SPLIT')})")
     p.add_argument("--frames", type=int, default=750)
     p.set_defaults(func=_index)
 
@@ -158,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extractor", required=True, help="a name under `extractors` in the config")
     p.add_argument("--split", required=True)
     p.add_argument("--shard", type=int, help="only this shard (default: every shard)")
-    p.add_argument("--index", type=Path, help="split index (default results/dataset/SPLIT/index.tsv)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default results)")
+    p.add_argument("--index", type=Path, help="split index (default: the one under --results)")
+    p.add_argument("--results", type=Path, default=RESULTS.root, help=f"results folder (default {RESULTS.root})")
     p.set_defaults(func=_extract)
 
     p = _experiment_command(commands, "train", "train one experiment x seed (resumes an interrupted run)")

@@ -26,7 +26,8 @@ from regnn.data.windows import clip_windows, load_split
 from regnn.devices import choose_device
 from regnn.io import atomic_output, decode_strings
 from regnn.model.regnn import REGNN
-from regnn.settings import checkpoint_name, experiment_settings, resolve_generate_settings
+from regnn.paths import Results, checkpoint_name
+from regnn.settings import experiment_files, resolve_generate_settings
 from regnn.training import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -156,14 +157,11 @@ def export_official(predictions: Path, out_dir: Path) -> None:
 def generate_experiment(config: dict[str, Any], experiment: str, seed: int, split: str,
                         results: Path = Path("results"), epoch: int | None = None, **kwargs: Any) -> Path:
     """Generate with the standard result layout (what the CLI uses); returns the predictions file."""
-    from regnn.training import experiment_dir, feature_shard_paths
-
-    s = experiment_settings(config, experiment)
     settings = resolve_generate_settings(config.get("generate"))
-    out = experiment_dir(results, experiment, seed)
-    checkpoint = select_checkpoint(out / "checkpoints", epoch if epoch is not None else settings["epoch"])
-    output = out / "predictions" / f"{split}.h5"
-    generate(checkpoint, Path(results) / "dataset" / split / "emotions.h5",
-             feature_shard_paths(config, results, s["video"], split),
-             feature_shard_paths(config, results, s["audio"], split), settings, seed, output, **kwargs)
+    layout = Results(results)
+    checkpoint = select_checkpoint(layout.checkpoint_dir(experiment, seed),
+                                   epoch if epoch is not None else settings["epoch"])
+    files = experiment_files(config, experiment, split, layout)
+    output = layout.predictions(experiment, seed, split)
+    generate(checkpoint, files["emotions"], files["video"], files["audio"], settings, seed, output, **kwargs)
     return output

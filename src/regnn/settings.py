@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from regnn.paths import RESULTS, Results
+
 PAPER_MODEL: dict[str, Any] = {
     "window": 50,
     "stride": 25,
@@ -42,6 +44,15 @@ PAPER_TRAIN: dict[str, Any] = {
     "augment": {"noise_std": 0.0, "dropout": 0.0},
     "device": "auto",
 }
+
+EXTRACTOR_DEFAULTS: dict[str, Any] = {
+    "shards": 1,  # jobs per split; a cluster spreads a split over many GPU jobs
+    "device": "auto",  # auto | cpu | cuda | cuda:N
+    "bf16": False,  # bfloat16 autocast of the network (GPU); changes the numbers slightly
+    "workers": 2,  # background threads decoding / preparing clips
+    "prefetch": 2,  # clips prepared ahead of the one the network is working on
+}
+"""The settings every extractor kind shares (the rules read `shards`, `device` and `workers` while planning)."""
 
 GENERATE_DEFAULTS: dict[str, Any] = {
     "samples": 10,
@@ -115,5 +126,17 @@ def checkpoint_epochs(train_settings: dict[str, Any]) -> list[int]:
     return sorted({*range(every, epochs + 1, every), epochs})
 
 
-def checkpoint_name(epoch: int) -> str:
-    return f"epoch-{epoch:03d}.pt"
+def extractor_shards(config: dict[str, Any], extractor: str) -> int:
+    """How many shard files (jobs per split) an extractor's features are cut into."""
+    return int(config["extractors"][extractor].get("shards", EXTRACTOR_DEFAULTS["shards"]))
+
+
+def experiment_files(config: dict[str, Any], experiment: str, split: str,
+                     layout: Results = RESULTS) -> dict[str, Any]:
+    """What an experiment reads for a split: the split's emotion cache and its two extractors' shard files."""
+    s = experiment_settings(config, experiment)
+    return {
+        "emotions": layout.emotions(split),
+        "video": layout.feature_shards(s["video"], split, extractor_shards(config, s["video"])),
+        "audio": layout.feature_shards(s["audio"], split, extractor_shards(config, s["audio"])),
+    }

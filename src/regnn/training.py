@@ -34,7 +34,8 @@ from regnn.devices import choose_device
 from regnn.io import atomic_output
 from regnn.losses import best_neighbour_mse, mid_loss, smoothness_loss
 from regnn.model.regnn import REGNN
-from regnn.settings import (checkpoint_epochs, checkpoint_name, experiment_settings, resolve_model_settings,
+from regnn.paths import Results, checkpoint_name
+from regnn.settings import (checkpoint_epochs, experiment_files, experiment_settings, resolve_model_settings,
                             resolve_train_settings)
 
 log = logging.getLogger(__name__)
@@ -230,23 +231,11 @@ def _write_tsv(rows: list[dict[str, Any]], path: Path) -> None:
                 out.writerow({k: ("" if row[k] is None else row[k]) for k in TSV_COLUMNS})
 
 
-def feature_shard_paths(config: dict[str, Any], results: Path, extractor: str, split: str) -> list[Path]:
-    """The shard files of one extractor and split in the standard result layout."""
-    shards = int(config["extractors"][extractor].get("shards", 1))
-    return [Path(results) / "features" / extractor / split / f"shard-{k}.h5" for k in range(shards)]
-
-
-def experiment_dir(results: Path, experiment: str, seed: int) -> Path:
-    return Path(results) / "experiments" / experiment / f"seed-{seed}"
-
-
 def train_experiment(config: dict[str, Any], experiment: str, seed: int, results: Path = Path("results"),
                      **kwargs: Any) -> None:
     """Train with the standard result layout (what the CLI uses; the Snakemake rule passes paths itself)."""
-    s = experiment_settings(config, experiment)
-    split = config["splits"]["train"]
-    out = experiment_dir(results, experiment, seed)
-    train(Path(results) / "dataset" / split / "emotions.h5",
-          feature_shard_paths(config, results, s["video"], split),
-          feature_shard_paths(config, results, s["audio"], split),
-          s, seed, out / "checkpoints", out / "train.tsv", out / "tensorboard", out / ".resume", **kwargs)
+    layout = Results(results)
+    files = experiment_files(config, experiment, config["splits"]["train"], layout)
+    train(files["emotions"], files["video"], files["audio"], experiment_settings(config, experiment), seed,
+          layout.checkpoint_dir(experiment, seed), layout.train_tsv(experiment, seed),
+          layout.tensorboard_dir(experiment, seed), layout.resume_dir(experiment, seed), **kwargs)

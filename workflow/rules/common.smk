@@ -1,11 +1,18 @@
 # Config helpers and wildcard constraints shared by every rule file.
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+# The rules import only regnn's torch-free modules (the result layout, the settings and their defaults), from
+# the workflow's own source tree: planning the DAG needs no installed package, and a deployed workflow module
+# reads the same code its jobs run.
+sys.path.insert(0, str(Path(workflow.current_basedir).parents[1] / "src"))
+
 from regnn.metrics.settings import resolve_settings
-from regnn.settings import checkpoint_epochs, checkpoint_name, experiment_settings, resolve_generate_settings
+from regnn.paths import RESULTS
+from regnn.settings import checkpoint_epochs, experiment_files, experiment_settings, resolve_generate_settings
 
 DEMO = "demo_data" in config
 DATA_ROOT = config["data"]["root"]
@@ -20,7 +27,6 @@ if not DEMO and not Path(DATA_ROOT).is_dir():
 
 
 TRAIN_SPLIT = config["splits"]["train"]
-EXPERIMENT_DIR = "results/experiments/{experiment}/seed-{seed}"
 CHECKPOINT_EPOCHS = checkpoint_epochs(config["train"])
 GENERATE = resolve_generate_settings(config["generate"])
 GENERATE_EPOCH = GENERATE["epoch"] or CHECKPOINT_EPOCHS[-1]
@@ -43,20 +49,9 @@ def dataset_ready():
     return {"root": DATA_ROOT} if DEMO else {}
 
 
-def feature_shards(extractor, split):
-    """The shard files holding one extractor's features for one split (inputs of train / generate)."""
-    shards = int(config["extractors"][extractor].get("shards", 1))
-    return [f"results/features/{extractor}/{split}/shard-{k}.h5" for k in range(shards)]
-
-
 def experiment_inputs(wildcards, split):
     """What an experiment's train or generate job reads: the split's emotions and its two extractors' shards."""
-    s = experiment_settings(config, wildcards.experiment)
-    return {
-        "emotions": f"results/dataset/{split}/emotions.h5",
-        "video": feature_shards(s["video"], split),
-        "audio": feature_shards(s["audio"], split),
-    }
+    return experiment_files(config, wildcards.experiment, split)
 
 
 def gpus_for(device):
@@ -64,18 +59,23 @@ def gpus_for(device):
     return 0 if device == "cpu" else 1
 
 
-def metric_runs(split):
-    """Every experiment x seed metrics file of a split (the summary's rows)."""
-    return [f"results/experiments/{e}/seed-{s}/metrics/{split}.tsv" for e in config["experiments"]
-            for s in config["seeds"]]
+def summary_inputs(split):
+    """What a split's summary reads, by name: each experiment's metrics per seed (its table row), each
+    baseline's metrics, and the predictions each experiment's reaction figure draws (its first seed)."""
+    experiments, seeds = list(config["experiments"]), config["seeds"]
+    return {
+        "runs": {e: [str(RESULTS.run_metrics(e, s, split)) for s in seeds] for e in experiments},
+        "baselines": {name: str(RESULTS.baseline_metrics(name, split)) for name in BASELINE_NAMES},
+        "predictions": {e: str(RESULTS.predictions(e, seeds[0], split)) for e in experiments},
+    }
 
 
 def final_targets():
     """The metrics table of every evaluated split (which pulls in the whole DAG), plus the official-layout
     export of the predictions when `generate.export_official` asks for it."""
     splits = config["splits"]["evaluate"]
-    targets = expand("results/metrics/{split}.tsv", split=splits)
+    targets = [RESULTS.metrics_table(split) for split in splits]
     if GENERATE["export_official"]:
-        targets += expand(f"{EXPERIMENT_DIR}/official/{{split}}", experiment=config["experiments"],
-                          seed=config["seeds"], split=splits)
+        targets += [RESULTS.official(e, s, split) for e in config["experiments"] for s in config["seeds"]
+                    for split in splits]
     return targets

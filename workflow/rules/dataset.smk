@@ -7,7 +7,7 @@ rule demo_data:
     params:
         settings=config.get("demo_data", {}),
     log:
-        "results/logs/demo_data.log",
+        RESULTS.log("demo_data"),
     conda:
         "../../envs/regnn.yaml"
     script:
@@ -18,11 +18,11 @@ rule clean_dataset:
     input:
         unpack(lambda w: dataset_ready()),
     output:
-        journal="results/dataset/{split}/cleanup.tsv",
+        journal=RESULTS.cleanup_journal("{split}"),
     params:
         root=DATA_ROOT,
     log:
-        "results/logs/clean_dataset/{split}.log",
+        RESULTS.log("clean_dataset", "{split}"),
     conda:
         "../../envs/regnn.yaml"
     script:
@@ -31,14 +31,14 @@ rule clean_dataset:
 
 rule index_split:
     input:
-        journal="results/dataset/{split}/cleanup.tsv",
+        journal=RESULTS.cleanup_journal("{split}"),
     output:
-        index="results/dataset/{split}/index.tsv",
-        emotions="results/dataset/{split}/emotions.h5",
+        index=RESULTS.index("{split}"),
+        emotions=RESULTS.emotions("{split}"),
     params:
         data=config["data"],
     log:
-        "results/logs/index_split/{split}.log",
+        RESULTS.log("index_split", "{split}"),
     conda:
         "../../envs/regnn.yaml"
     script:

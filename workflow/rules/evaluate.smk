@@ -4,14 +4,14 @@
 
 rule evaluate:
     input:
-        predictions=f"{EXPERIMENT_DIR}/predictions/{{split}}.h5",
-        emotions="results/dataset/{split}/emotions.h5",
+        predictions=RESULTS.predictions("{experiment}", "{seed}", "{split}"),
+        emotions=RESULTS.emotions("{split}"),
     output:
-        f"{EXPERIMENT_DIR}/metrics/{{split}}.tsv",
+        RESULTS.run_metrics("{experiment}", "{seed}", "{split}"),
     params:
         settings=METRIC_SETTINGS,
     log:
-        "results/logs/evaluate/{experiment}/seed-{seed}/{split}.log",
+        RESULTS.log("evaluate", "{experiment}", "seed-{seed}", "{split}"),
     threads: EVALUATE["threads"]
     resources:
         gpu=1 if EVALUATE["device"] == "cuda" else 0,
@@ -25,13 +25,13 @@ rule evaluate:
 
 rule baseline:
     input:
-        emotions="results/dataset/{split}/emotions.h5",
+        emotions=RESULTS.emotions("{split}"),
     output:
-        "results/baselines/{name}/metrics/{split}.tsv",
+        RESULTS.baseline_metrics("{name}", "{split}"),
     params:
         settings={**METRIC_SETTINGS, "baselines": EVALUATE["baselines"]},
     log:
-        "results/logs/baseline/{name}/{split}.log",
+        RESULTS.log("baseline", "{name}", "{split}"),
     wildcard_constraints:
         name="ground_truth|random|mime",
     threads: EVALUATE["threads"]
@@ -47,27 +47,23 @@ rule baseline:
 
 rule summarize:
     input:
-        runs=lambda w: metric_runs(w.split),
-        baselines=expand("results/baselines/{name}/metrics/{{split}}.tsv", name=BASELINE_NAMES),
-        # the reaction figures show each experiment's first seed
-        predictions=lambda w: [f"results/experiments/{e}/seed-{config['seeds'][0]}/predictions/{w.split}.h5"
-                               for e in config["experiments"]],
-        emotions="results/dataset/{split}/emotions.h5",
+        # the same files as params.inputs, which names each one (the script reads the names from there)
+        runs=lambda w: [path for paths in summary_inputs(w.split)["runs"].values() for path in paths],
+        baselines=lambda w: list(summary_inputs(w.split)["baselines"].values()),
+        predictions=lambda w: list(summary_inputs(w.split)["predictions"].values()),
+        emotions=RESULTS.emotions("{split}"),
     output:
-        table=report("results/metrics/{split}.tsv", caption="../report/metrics.rst", category="Metrics"),
-        latex="results/metrics/{split}.tex",
-        methods=report("results/metrics/figures/{split}-methods.png", caption="../report/methods.rst",
-                       category="Metrics"),
-        reactions=[report(path, caption="../report/reactions.rst", category="Reactions")
-                   for path in expand("results/metrics/figures/{{split}}-reactions-{experiment}.png",
-                                      experiment=list(config["experiments"]))],
+        table=report(RESULTS.metrics_table("{split}"), caption="../report/metrics.rst", category="Metrics"),
+        latex=RESULTS.metrics_latex("{split}"),
+        methods=report(RESULTS.methods_figure("{split}"), caption="../report/methods.rst", category="Metrics"),
+        reactions=[report(RESULTS.reactions_figure("{split}", e), caption="../report/reactions.rst",
+                          category="Reactions") for e in config["experiments"]],
     params:
         settings=EVALUATE["summary"],
-        experiments=list(config["experiments"]),
-        seeds=list(config["seeds"]),
-        baselines=BASELINE_NAMES,
+        inputs=lambda w: summary_inputs(w.split),
+        reaction_figures=lambda w: {e: str(RESULTS.reactions_figure(w.split, e)) for e in config["experiments"]},
     log:
-        "results/logs/summarize/{split}.log",
+        RESULTS.log("summarize", "{split}"),
     conda:
         "../../envs/regnn.yaml"
     script:

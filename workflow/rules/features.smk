@@ -8,13 +8,13 @@
 
 rule extract:
     input:
-        index="results/dataset/{split}/index.tsv",
+        index=RESULTS.index("{split}"),
     output:
-        "results/features/{extractor}/{split}/shard-{shard}.h5",
+        RESULTS.feature_shard("{extractor}", "{split}", "{shard}"),
     params:
         settings=lambda wildcards: config["extractors"][wildcards.extractor],
     log:
-        "results/logs/extract/{extractor}/{split}/shard-{shard}.log",
+        RESULTS.log("extract", "{extractor}", "{split}", "shard-{shard}"),
     wildcard_constraints:
         extractor="|".join(re.escape(name) for name in config["extractors"]),
     threads: lambda wildcards: int(config["extractors"][wildcards.extractor].get("workers", 2)) + 1

@@ -7,14 +7,14 @@ rule train:
     input:
         unpack(lambda w: experiment_inputs(w, TRAIN_SPLIT)),
     output:
-        checkpoints=[f"{EXPERIMENT_DIR}/checkpoints/{checkpoint_name(e)}" for e in CHECKPOINT_EPOCHS],
-        tsv=f"{EXPERIMENT_DIR}/train.tsv",
-        tensorboard=directory(f"{EXPERIMENT_DIR}/tensorboard"),
+        checkpoints=[RESULTS.checkpoint("{experiment}", "{seed}", e) for e in CHECKPOINT_EPOCHS],
+        tsv=RESULTS.train_tsv("{experiment}", "{seed}"),
+        tensorboard=directory(RESULTS.tensorboard_dir("{experiment}", "{seed}")),
     params:
         settings=lambda w: experiment_settings(config, w.experiment),
-        resume=f"{EXPERIMENT_DIR}/.resume",
+        resume=RESULTS.resume_dir("{experiment}", "{seed}"),
     log:
-        "results/logs/train/{experiment}/seed-{seed}.log",
+        RESULTS.log("train", "{experiment}", "seed-{seed}"),
     wildcard_constraints:
         experiment="|".join(config["experiments"]),
     threads: 4
@@ -32,14 +32,14 @@ rule train:
 rule generate:
     input:
         unpack(lambda w: experiment_inputs(w, w.split)),
-        checkpoint=f"{EXPERIMENT_DIR}/checkpoints/{checkpoint_name(GENERATE_EPOCH)}",
+        checkpoint=RESULTS.checkpoint("{experiment}", "{seed}", GENERATE_EPOCH),
     output:
-        f"{EXPERIMENT_DIR}/predictions/{{split}}.h5",
+        RESULTS.predictions("{experiment}", "{seed}", "{split}"),
     params:
         # export_official only adds the export_official rule's outputs to the targets
         settings={k: v for k, v in GENERATE.items() if k != "export_official"},
     log:
-        "results/logs/generate/{experiment}/seed-{seed}/{split}.log",
+        RESULTS.log("generate", "{experiment}", "seed-{seed}", "{split}"),
     wildcard_constraints:
         experiment="|".join(config["experiments"]),
     threads: 4
@@ -55,11 +55,11 @@ rule generate:
 
 rule export_official:
     input:
-        f"{EXPERIMENT_DIR}/predictions/{{split}}.h5",
+        RESULTS.predictions("{experiment}", "{seed}", "{split}"),
     output:
-        directory(f"{EXPERIMENT_DIR}/official/{{split}}"),
+        directory(RESULTS.official("{experiment}", "{seed}", "{split}")),
     log:
-        "results/logs/export_official/{experiment}/seed-{seed}/{split}.log",
+        RESULTS.log("export_official", "{experiment}", "seed-{seed}", "{split}"),
     conda:
         "../../envs/regnn.yaml"
     script:
