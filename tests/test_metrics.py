@@ -107,6 +107,86 @@ def test_without_a_compiler_the_torch_path_gives_the_same_numbers(monkeypatch):
     np.testing.assert_allclose(dtw.dtw_groups_cpu(a, b, idx, idx[::-1].copy()), compiled, rtol=1e-5)
 
 
+def tslearn_groups(a, b, pairs):
+    return np.array([[tslearn_dtw(a[i][:, lo:hi], b[j][:, lo:hi]) for lo, hi in dtw.GROUPS] for i, j in pairs])
+
+
+def test_variable_lengths_match_tslearn_from_58_to_5000_frames():
+    """Pairs of unequal lengths (also within one pair) share the kernel's SIMD lanes; each lane's DTW ends at
+    its own last frames. One 5,000 x 5,000 pair and one 5,000 x 58 pair are in the set."""
+    rng = np.random.default_rng(11)
+    a = [emotion_like(rng, (t,)) for t in (58, 5000, 300, 301, 1, 750)]
+    b = [emotion_like(rng, (t,)) for t in (5000, 58, 299, 700, 2, 750)]
+    pairs = [(0, 1), (1, 0), (1, 1), (2, 2), (3, 2), (2, 3), (3, 3), (4, 4), (4, 2), (5, 5), (0, 0), (2, 5)]
+    ia, ib = (np.array(v) for v in zip(*pairs))
+    want = tslearn_groups(a, b, pairs)
+    for threads in (1, 2):
+        np.testing.assert_allclose(dtw.dtw_groups_cpu(a, b, ia, ib, threads=threads), want, rtol=1e-4)
+    short = [k for k, (i, j) in enumerate(pairs) if max(len(a[i]), len(b[j])) <= 750]
+    np.testing.assert_allclose(dtw.dtw_groups_torch(a, b, ia[short], ib[short], device="cpu"), want[short],
+                               rtol=1e-4)
+
+
+def test_frd_distances_weights_the_groups_per_prediction_and_target():
+    rng = np.random.default_rng(12)
+    targets = [emotion_like(rng, (t,)) for t in (90, 61, 130)]
+    predictions = [emotion_like(rng, (t,)) for t in (70, 70, 125)]
+    lists = [targets, targets[:2], [targets[2]]]  # samples of one speaker share their target list
+    got = dtw.frd_distances(predictions, lists, device="cpu", threads=2)
+    assert [len(g) for g in got] == [3, 2, 1]
+    for pred, group, dist in zip(predictions, lists, got):
+        want = tslearn_groups([pred], group, [(0, j) for j in range(len(group))]) @ np.array(dtw.FRD_WEIGHTS)
+        np.testing.assert_allclose(dist, want, rtol=1e-4)
+
+
+LONG_PAIR = """
+import resource, sys
+import numpy as np
+from regnn.metrics import dtw
+frames = int(sys.argv[1])
+rng = np.random.default_rng(0)
+a, b = rng.random((1, frames, 25), dtype=np.float32), rng.random((1, frames + 7, 25), dtype=np.float32)
+dtw.load_kernel()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = dtw.dtw_groups(a, b, np.zeros(1, int), np.zeros(1, int), device="cpu")
+assert np.isfinite(out).all() and (out > 0).all()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, "torch" in sys.modules)
+"""
+
+
+def test_a_long_pair_runs_in_linear_memory_without_torch():
+    """6,000 x 6,007 frames: a cost matrix would be 430 MB (float32, 3 groups); the kernel needs ~20 MB."""
+    result = subprocess.run([sys.executable, "-c", LONG_PAIR, "6000"], capture_output=True, text=True, check=True)
+    grown_mb, torch_imported = result.stdout.split()
+    assert float(grown_mb) < 60, result.stdout
+    assert torch_imported == "False"  # the CPU path never imports torch
+
+
+def test_gpu_dispatch_keeps_long_pairs_off_quadratic_paths(monkeypatch):
+    """On a GPU, Triton gets each (length, length) group with the shorter series on its rows; pairs whose
+    both series exceed its rows go to the CPU kernel, never to the torch wavefront. (Routing only: the
+    Triton kernel is replaced by a recording stand-in, as there is no GPU here.)"""
+    rng = np.random.default_rng(13)
+    a = [emotion_like(rng, (t,)) for t in (30, 50, 50, 45)]
+    b = [emotion_like(rng, (t,)) for t in (44, 20, 60)]
+    ia, ib = np.array([0, 1, 2, 3, 1, 3]), np.array([0, 1, 2, 2, 0, 0])
+    seen = []
+
+    def fake_triton(x, y, rx, ry):
+        seen.append((x.shape[1], y.shape[1]))
+        assert x.shape[1] <= dtw_triton.MAX_FRAMES
+        return torch.as_tensor(dtw.dtw_groups_cpu(x.numpy(), y.numpy(), rx.numpy(), ry.numpy()))
+
+    monkeypatch.setattr(dtw_triton, "MAX_FRAMES", 40)
+    monkeypatch.setattr(dtw_triton, "dtw_groups_triton", fake_triton)
+    monkeypatch.setattr(dtw, "triton_usable", lambda device: True)
+    monkeypatch.setattr(dtw, "dtw_groups_torch", lambda *args, **kwargs: pytest.fail("a long pair left the CPU kernel"))
+    sa, sb = dtw._Series("predictions", a), dtw._Series("references", b)
+    got = dtw._groups_gpu(sa, sb, ia, ib, torch.device("cpu"), threads=1)
+    np.testing.assert_allclose(got, dtw.dtw_groups_cpu(a, b, ia, ib), rtol=1e-6)
+    assert sorted(seen) == [(20, 50), (30, 44)]  # (50, 20) swapped; 50x60, 45x60, 50x44... on the CPU kernel
+
+
 TRITON_ON_CPU = """
 import sys
 import numpy as np
@@ -115,7 +195,8 @@ from regnn.metrics import dtw_triton
 data = np.load(sys.argv[1])
 out = dtw_triton.dtw_groups_triton(*(torch.as_tensor(data[k]) for k in ("a", "b", "ia", "ib")))
 np.save(sys.argv[2], out.numpy())
-print(dtw_triton.usable_on(torch.device("cpu")))
+from regnn.metrics import dtw
+print(dtw.triton_usable(torch.device("cpu")))
 """
 
 

@@ -1,23 +1,18 @@
 """FRD's DTW on the GPU as one fused Triton kernel: one program per (prediction, reference) pair.
 
-The torch wavefront in `regnn.metrics.dtw` materialises every pair's 3 x T1 x T2 cost matrix in GPU memory
-and launches a few kernels per anti-diagonal, so it is bound by memory traffic and launch latency. Here a
+The torch wavefront in `regnn.metrics.dtw` launches about ten small kernels per anti-diagonal and round-trips
+every diagonal through GPU memory, so it is bound by launch latency and memory traffic. Here a
 program keeps one pair's DP on chip: its lanes are the DP's rows, each step advances one anti-diagonal
 (cell (i, s - i) for every row i) for the three groups at once, local costs are (x - y)^2 sums read from
 dim-major copies of the series (coalesced; a pair's two series, 150 KB at 750 frames, stay in L1), and the
 previous two diagonals move one row down with an in-register gather. float32 like the CPU kernel, within
-~1e-6 relative of tslearn's float64; `usable_on` checks the kernel on the device before it is trusted.
+~1e-6 relative of tslearn's float64. A leaf: `regnn.metrics.dtw` checks the kernel on a device against the
+CPU kernel before trusting it (`triton_usable`) and dispatches to it.
 """
 
 from __future__ import annotations
 
-import logging
-from functools import cache
-
-import numpy as np
 import torch
-
-log = logging.getLogger(__name__)
 
 try:  # triton ships with the Linux CUDA builds of torch; elsewhere the torch wavefront is used
     import triton
@@ -26,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the platform's torch build
     triton = None
 
 MAX_FRAMES = 2048
-"""Longest prediction series one program holds (its rows are the program's lanes)."""
+"""Longest series on a program's rows (its lanes); the pair's other series, on the steps, may be any length."""
 LANES_PER_THREAD = 4
 """At 4 rows per thread the kernel fits in 255 registers without spilling (sm_80/sm_90, checked by a test)."""
 
@@ -100,27 +95,3 @@ def dtw_groups_triton(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: to
         _frd_dtw_kernel[(len(ia),)](a_dims, b_dims, ia.contiguous(), ib.contiguous(), out, t1, t2,
                                     DIMS=a.shape[2], ROWS=rows, **launch_options(rows))
     return out.double().clamp_min(0.0).sqrt()
-
-
-@cache
-def usable_on(device: torch.device) -> bool:
-    """Whether the kernel builds and runs on `device` and agrees with the CPU kernel there (checked once)."""
-    if triton is None:
-        return False
-    from regnn.metrics.dtw import dtw_groups_cpu
-
-    rng = np.random.default_rng(0)
-    a = rng.random((3, 37, 25), dtype=np.float32)
-    b = rng.random((2, 45, 25), dtype=np.float32)
-    ia, ib = np.array([0, 1, 2, 2, 0]), np.array([1, 0, 1, 0, 0])
-    want = dtw_groups_cpu(a, b, ia, ib)
-    try:
-        got = dtw_groups_triton(*(torch.as_tensor(v, device=device) for v in (a, b, ia, ib))).cpu().numpy()
-    except Exception as err:  # a GPU or driver the kernel cannot build for
-        log.warning("the Triton DTW kernel does not run on %s (%s); FRD uses the torch wavefront", device, err)
-        return False
-    if not np.allclose(got, want, rtol=1e-5, atol=1e-6):
-        log.warning("the Triton DTW kernel disagrees with the CPU kernel on %s (largest difference %.3g); FRD "
-                    "uses the torch wavefront", device, np.abs(got - want).max())
-        return False
-    return True

@@ -120,14 +120,25 @@ static inline __attribute__((always_inline)) void tile_costs(const vf *X, const 
         }
 }
 
+/* Where a lane's DTW ends: D[row][col] of lane `lane` (its last frames), read when the sweep passes it. */
+typedef struct {
+    int64_t row, col;
+    int lane;
+} end_cell;
+
 /* Advance `rows` DP rows starting at row i0 across all tb columns.
- * prev[(j + 1) * NGROUP + g] holds D[i0 - 1][j] (index 0: column -1) and receives D[i0 + rows - 1][j]. */
+ * prev[(j + 1) * NGROUP + g] holds D[i0 - 1][j] (index 0: column -1) and receives D[i0 + rows - 1][j].
+ * ends[0..n_ends) are the end cells in these rows, sorted by column; their values go to result[lane]. */
 static inline __attribute__((always_inline)) void dp_band(const vf *X, const vf *HX, const vf *Y, const vf *HY,
-                                                          vf *prev, int64_t i0, int rows, int64_t tb) {
+                                                          vf *prev, int64_t i0, int rows, int64_t tb,
+                                                          const end_cell *ends, int n_ends,
+                                                          float result[][NGROUP]) {
     const vf inf = splat(INFINITY);
     vf left[BAND][NGROUP];
     vf diag_top[NGROUP];
     vf cost[TILE][BAND][NGROUP];
+    int next = 0;
+    int64_t next_col = n_ends ? ends[0].col : -1;
     for (int g = 0; g < NGROUP; g++) {
         diag_top[g] = prev[g];
         prev[g] = inf;
@@ -159,53 +170,74 @@ static inline __attribute__((always_inline)) void dp_band(const vf *X, const vf 
                     up[g] = v;
                 }
             for (int g = 0; g < NGROUP; g++) pj[g] = up[g];
+            while (__builtin_expect(j0 + c == next_col, 0)) { /* rare: at most W times per chunk */
+                const end_cell *e = ends + next;
+                for (int r = 0; r < BAND; r++)
+                    if (r == e->row - i0)
+                        for (int g = 0; g < NGROUP; g++) result[e->lane][g] = left[r][g][e->lane];
+                next++;
+                next_col = next < n_ends ? ends[next].col : -1;
+            }
         }
     }
 }
 
-/* Centre one chunk's pairs per dim and lay them out [frame][dim][lane]; unused lanes repeat lane 0. */
-static void load_chunk(const float *a, int64_t ta, const float *b, int64_t tb, const int64_t *ia,
-                       const int64_t *ib, int n, vf *X, vf *Y, vf *HX, vf *HY) {
+/* Centre one chunk's pairs per dim and lay them out [frame][dim][lane], padded with zeros to the chunk's
+ * longest series (padded frames lie beyond a lane's end cell, so they never reach its result). */
+static void load_chunk(const float *const *pa, const int64_t *ta, const float *const *pb, const int64_t *tb,
+                       int64_t TA, int64_t TB, vf *X, vf *Y, vf *HX, vf *HY) {
+    memset(X, 0, (size_t)TA * NDIM * sizeof(vf));
+    memset(Y, 0, (size_t)TB * NDIM * sizeof(vf));
     for (int l = 0; l < W; l++) {
-        int src = l < n ? l : 0;
-        const float *pa = a + ia[src] * ta * NDIM;
-        const float *pb = b + ib[src] * tb * NDIM;
+        const float *xa = pa[l], *xb = pb[l];
         for (int d = 0; d < NDIM; d++) {
             double sa = 0.0, sb = 0.0;
-            for (int64_t t = 0; t < ta; t++) sa += pa[t * NDIM + d];
-            for (int64_t t = 0; t < tb; t++) sb += pb[t * NDIM + d];
-            double centre = 0.5 * (sa / (double)ta + sb / (double)tb);
+            for (int64_t t = 0; t < ta[l]; t++) sa += xa[t * NDIM + d];
+            for (int64_t t = 0; t < tb[l]; t++) sb += xb[t * NDIM + d];
+            double centre = 0.5 * (sa / (double)ta[l] + sb / (double)tb[l]);
             /* valence/arousal enter as (x - y)^2 / 2 directly: scale them by sqrt(1/2) here */
             double scale = (d >= G1_END && d < G2_END) ? sqrt(0.5) : 1.0;
-            for (int64_t t = 0; t < ta; t++)
-                X[t * NDIM + d][l] = (float)(((double)pa[t * NDIM + d] - centre) * scale);
-            for (int64_t t = 0; t < tb; t++)
-                Y[t * NDIM + d][l] = (float)(((double)pb[t * NDIM + d] - centre) * scale);
+            for (int64_t t = 0; t < ta[l]; t++)
+                X[t * NDIM + d][l] = (float)(((double)xa[t * NDIM + d] - centre) * scale);
+            for (int64_t t = 0; t < tb[l]; t++)
+                Y[t * NDIM + d][l] = (float)(((double)xb[t * NDIM + d] - centre) * scale);
         }
     }
     const vf half = splat(0.5f);
-    for (int64_t t = 0; t < ta; t++) {
+    for (int64_t t = 0; t < TA; t++) {
         const vf *x = X + t * NDIM;
         HX[t * 2] = dot(x, x, 0, G1_END) * half;
         HX[t * 2 + 1] = dot(x, x, G2_END, NDIM) * half;
     }
-    for (int64_t t = 0; t < tb; t++) {
+    for (int64_t t = 0; t < TB; t++) {
         const vf *y = Y + t * NDIM;
         HY[t * 2] = dot(y, y, 0, G1_END) * half;
         HY[t * 2 + 1] = dot(y, y, G2_END, NDIM) * half;
     }
 }
 
+static int by_row_then_col(const void *p, const void *q) {
+    const end_cell *a = p, *b = q;
+    if (a->row != b->row) return a->row < b->row ? -1 : 1;
+    return a->col < b->col ? -1 : a->col > b->col;
+}
+
 int frd_dtw_lanes(void) { return W; }
 
-/* DTW per group for pairs (a[ia[p]], b[ib[p]]), p in chunks [c0, c1) of W pairs.
- * a: (na, ta, 25) float32, b: (nb, tb, 25) float32, C-contiguous; out: (n_pairs, 3) float64.
- * Returns 0, or -1 if memory could not be allocated. */
-int frd_dtw(const float *a, int64_t ta, const float *b, int64_t tb, const int64_t *ia, const int64_t *ib,
-            int64_t n_pairs, int64_t c0, int64_t c1, double *out) {
-    size_t bytes_x = (size_t)ta * NDIM * sizeof(vf), bytes_y = (size_t)tb * NDIM * sizeof(vf);
-    size_t bytes_hx = (size_t)ta * 2 * sizeof(vf), bytes_hy = (size_t)tb * 2 * sizeof(vf);
-    size_t bytes_prev = (size_t)(tb + 1) * NGROUP * sizeof(vf);
+/* DTW per group for pairs p in chunks [c0, c1) of W consecutive pairs: series a[p] (ta[p] x 25 float32,
+ * C-contiguous) against b[p] (tb[p] x 25). A chunk's pairs share one sweep over its longest series, so the
+ * caller orders pairs by length. Work memory is O(longest series): no cost matrix is ever stored.
+ * out: (n_pairs, 3) float64. Returns 0, or -1 if memory could not be allocated. */
+int frd_dtw(const float *const *a, const int64_t *ta, const float *const *b, const int64_t *tb, int64_t n_pairs,
+            int64_t c0, int64_t c1, double *out) {
+    int64_t max_a = 1, max_b = 1;
+    for (int64_t p = c0 * W; p < n_pairs && p < c1 * W; p++) {
+        if (ta[p] > max_a) max_a = ta[p];
+        if (tb[p] > max_b) max_b = tb[p];
+    }
+    size_t bytes_x = (size_t)max_a * NDIM * sizeof(vf), bytes_y = (size_t)max_b * NDIM * sizeof(vf);
+    size_t bytes_hx = (size_t)max_a * 2 * sizeof(vf), bytes_hy = (size_t)max_b * 2 * sizeof(vf);
+    size_t bytes_prev = (size_t)(max_b + 1) * NGROUP * sizeof(vf);
     void *X = NULL, *Y = NULL, *HX = NULL, *HY = NULL, *prev = NULL;
     int status = -1;
     if (posix_memalign(&X, 64, bytes_x) || posix_memalign(&Y, 64, bytes_y) ||
@@ -217,17 +249,47 @@ int frd_dtw(const float *a, int64_t ta, const float *b, int64_t tb, const int64_
         int64_t p0 = c * W;
         int n = (int)(n_pairs - p0 < W ? n_pairs - p0 : W);
         if (n <= 0) break;
-        load_chunk(a, ta, b, tb, ia + p0, ib + p0, n, X, Y, HX, HY);
+        const float *pa[W], *pb[W];
+        int64_t la[W], lb[W], TA = 0, TB = 0;
+        end_cell ends[W];
+        float result[W][NGROUP];
+        for (int l = 0; l < W; l++) { /* unused lanes repeat lane 0 */
+            int64_t p = p0 + (l < n ? l : 0);
+            pa[l] = a[p], pb[l] = b[p], la[l] = ta[p], lb[l] = tb[p];
+            if (la[l] > TA) TA = la[l];
+            if (lb[l] > TB) TB = lb[l];
+            ends[l] = (end_cell){la[l] - 1, lb[l] - 1, l};
+        }
+        qsort(ends, W, sizeof(end_cell), by_row_then_col);
+        load_chunk(pa, la, pb, lb, TA, TB, X, Y, HX, HY);
         vf *pv = (vf *)prev;
         for (int g = 0; g < NGROUP; g++) pv[g] = zero; /* D[-1][-1] = 0 */
-        for (int64_t j = 1; j <= tb; j++)
+        for (int64_t j = 1; j <= TB; j++)
             for (int g = 0; g < NGROUP; g++) pv[j * NGROUP + g] = inf;
-        int64_t i0 = 0;
-        for (; i0 + BAND <= ta; i0 += BAND) dp_band(X, HX, Y, HY, pv, i0, BAND, tb);
-        if (i0 < ta) dp_band(X, HX, Y, HY, pv, i0, (int)(ta - i0), tb);
+        int e = 0;
+        for (int64_t i0 = 0; i0 < TA; i0 += BAND) {
+            int rows = TA - i0 < BAND ? (int)(TA - i0) : BAND;
+            int e1 = e;
+            while (e1 < W && ends[e1].row < i0 + rows) e1++;
+            /* end cells sorted by column within the band (rows differ, so re-sort this short run) */
+            end_cell band_ends[W];
+            int k = 0;
+            for (int q = e; q < e1; q++) band_ends[k++] = ends[q];
+            for (int q = 1; q < k; q++)
+                for (int r = q; r > 0 && band_ends[r].col < band_ends[r - 1].col; r--) {
+                    end_cell t = band_ends[r];
+                    band_ends[r] = band_ends[r - 1];
+                    band_ends[r - 1] = t;
+                }
+            if (rows == BAND)
+                dp_band(X, HX, Y, HY, pv, i0, BAND, TB, band_ends, k, result);
+            else
+                dp_band(X, HX, Y, HY, pv, i0, rows, TB, band_ends, k, result);
+            e = e1;
+        }
         for (int l = 0; l < n; l++)
             for (int g = 0; g < NGROUP; g++) {
-                double v = 2.0 * (double)pv[tb * NGROUP + g][l];
+                double v = 2.0 * (double)result[l][g];
                 out[(p0 + l) * NGROUP + g] = sqrt(v > 0.0 ? v : 0.0);
             }
     }

@@ -30,7 +30,7 @@ from regnn.metrics import dtw
 
 METRICS = ("FRC", "FRD", "S-MSE", "FRVar", "FRDvs", "TLCC")
 CORRECTED = ("TLCC_corrected",)
-FRD_WEIGHTS = (1 / 15, 1.0, 1 / 8)
+FRD_WEIGHTS = dtw.FRD_WEIGHTS
 MAX_LAG = 49  # the official lags: range(-(2 s * 25 fps - 1), 2 s * 25 fps)
 
 
@@ -124,7 +124,7 @@ def frd(pred: np.ndarray, listener: np.ndarray, neighbours: np.ndarray, device: 
     flat = np.ascontiguousarray(pred.reshape(n * samples, *pred.shape[2:]), dtype=np.float32)
     groups = dtw.dtw_groups(flat, np.ascontiguousarray(listener, dtype=np.float32), a_idx, b_idx,
                             device=device, threads=threads)
-    weighted = groups[:, 0] * FRD_WEIGHTS[0] + groups[:, 1] * FRD_WEIGHTS[1] + groups[:, 2] * FRD_WEIGHTS[2]
+    weighted = groups @ np.array(FRD_WEIGHTS)
     starts = np.flatnonzero(np.r_[True, a_idx[1:] != a_idx[:-1]])
     best = np.minimum.reduceat(weighted, starts)  # one per (speaker, sample), in order
     return float(best.reshape(n, samples).sum(axis=1).mean())
