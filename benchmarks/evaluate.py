@@ -92,13 +92,13 @@ def main() -> None:
     if torch.cuda.is_available():
         react.compute_metrics(pred[:4], speaker[:4], listener[:4], np.eye(4, dtype=np.uint8), device="cuda")  # warm-up
         gpu, t_gpu = timed(react.compute_metrics, pred, speaker, listener, matrix, device="cuda")
-        kernel = "Triton DTW" if dtw_triton.usable_on(torch.device("cuda")) else "torch wavefront DTW"
+        kernel = "Triton DTW" if dtw.triton_usable(torch.device("cuda")) else "torch wavefront DTW"
         rows.append((f"ours, GPU ({torch.cuda.get_device_name()}, {kernel})", gpu, t_gpu))
 
     print(f"{'implementation':<60} {'seconds':>9}  " + "  ".join(f"{m:>10}" for m in react.METRICS))
     for name, metrics, seconds in rows:
         print(f"{name:<60} {seconds:9.2f}  " + "  ".join(f"{metrics[m]:10.5f}" for m in react.METRICS))
-    if torch.cuda.is_available() and dtw_triton.usable_on(torch.device("cuda")):
+    if torch.cuda.is_available() and dtw.triton_usable(torch.device("cuda")):
         compare_gpu_dtw(pred, listener, matrix)
     if not args.no_reference:
         for name, metrics, seconds in rows[1:]:
