@@ -29,7 +29,7 @@ from torchvision import transforms
 from regnn.features.extract import extract_shard
 from regnn.features.media import read_video
 from regnn.features.runtime import Prepared
-from regnn.features.store import load_features
+from regnn.feature_store import load_features
 from regnn.features.video import VideoExtractor, resize_crop
 
 PRESETS = {

@@ -25,7 +25,7 @@ import torch
 
 from regnn.data.layout import EMOTION_COLUMNS, EMOTION_DIMS, FRAMES
 from regnn.data.windows import Batch, WindowSampler, load_split, prefetched_batches
-from regnn.features.store import write_shard
+from regnn.feature_store import write_shard
 from regnn.model.regnn import REGNN
 from regnn.settings import PAPER_TRAIN
 from regnn.devices import choose_device

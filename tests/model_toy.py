@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from regnn.data.layout import EMOTION_DIMS, FRAMES
-from regnn.features.store import write_shard
+from regnn.feature_store import write_shard
 
 VIDEO_DIM, AUDIO_DIM = 12, 6
 

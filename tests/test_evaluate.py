@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import h5py
@@ -183,12 +184,13 @@ def test_evaluate_rule_rejects_bad_predictions_without_writing(react_dir, tmp_pa
     assert list(tmp_path.glob("metrics*")) == [] and list(tmp_path.glob(".metrics*")) == []
 
 
-def test_baselines_follow_the_official_definitions(react_dir, tmp_path, capsys):
+def test_baselines_follow_the_official_definitions(react_dir, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="regnn")
     _, emotions = write_pipeline_files(react_dir, tmp_path)
     settings = {"device": "cpu", "baselines": {"samples": 3, "seed": 7}}
     truth = baselines.evaluate_baseline("ground_truth", emotions, tmp_path / "gt.tsv", settings)
     assert truth["FRD"] == 0.0 and truth["S-MSE"] == 0.0 and truth["FRVar"] > 0
-    assert "Latex-friendly --> ground_truth & " in capsys.readouterr().out
+    assert "Latex-friendly --> ground_truth & " in caplog.text  # logged like the evaluate rule's lines
     mime = baselines.baseline_predictions("mime", react_dir["speaker"], react_dir["listener"], 3)
     np.testing.assert_array_equal(mime[:, 2], react_dir["speaker"])
     first = baselines.baseline_predictions("random", react_dir["speaker"], react_dir["listener"], 3, seed=7)

@@ -23,6 +23,7 @@ from regnn.features.media import MediaError, read_audio, read_video
 from regnn.features.precomputed import PrecomputedExtractor
 from regnn.features.video import VideoExtractor, from_microsoft_swin
 from regnn.features.wav2vec import Wav2Vec2Extractor, align_to_frames
+from regnn.logs import log_to
 
 FRAMES = 750
 TINY_SWIN = {"embed_dim": 8, "depths": [2, 2], "num_heads": [1, 2], "window_size": 4, "img_size": 32}
@@ -151,8 +152,9 @@ def test_swin_features_are_frame_aligned_and_load_the_authors_layout(clips: Path
     torch.save(to_microsoft_swin(reference.state_dict(), reference), weights)
     index = write_index(clips, KEYS)
     out = tmp_path / "shard-0.h5"
-    report = extract_shard(index, out, "swin_fer", {**SWIN_SETTINGS, "weights": str(weights)}, 0,
-                           log_file=tmp_path / "extract.log", progress=False)
+    with log_to(tmp_path / "extract.log"):
+        report = extract_shard(index, out, "swin_fer", {**SWIN_SETTINGS, "weights": str(weights)}, 0,
+                               progress=False)
     shard = read_shard(out)
     assert sorted(shard) == sorted(KEYS) and report.frames == 3 * FRAMES
     with h5py.File(out, "r") as f:
@@ -330,8 +332,8 @@ def test_bad_audio_stops_the_shard_and_short_audio_is_logged(short_audio: Path, 
     settings = {"kind": "vggish", "modality": "audio", "device": "cpu", "postprocess": False, "frames": 50,
                 "channels": [4, 4, 8, 8, 8, 8], "hidden": 16}
     out = tmp_path / "shard-0.h5"
-    extract_shard(write_index(short_audio, KEYS), out, "vggish", settings, 0, log_file=tmp_path / "a.log",
-                  progress=False)
+    with log_to(tmp_path / "a.log"):
+        extract_shard(write_index(short_audio, KEYS), out, "vggish", settings, 0, progress=False)
     assert {k: v.shape for k, v in read_shard(out).items()} == {k: (50, 128) for k in KEYS}
     assert f"clip {KEYS[1]}: short audio: 1.800 s < 2 s" in (tmp_path / "a.log").read_text()
     assert "1 clip(s): short audio" in (tmp_path / "a.log").read_text()

@@ -10,7 +10,7 @@ import pytest
 import torch
 from model_toy import TINY_MODEL, toy_split, tiny_train
 
-from regnn.features.store import write_shard
+from regnn.feature_store import write_shard
 from regnn.generation import clip_noise, export_official, generate, overlap_average, select_checkpoint
 from regnn.training import train
 

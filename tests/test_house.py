@@ -10,7 +10,7 @@ from regnn.paths import RESULTS, Results, checkpoint_name
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-PLANNING_MODULES = ("regnn.paths", "regnn.settings", "regnn.metrics.settings")
+PLANNING_MODULES = ("regnn.paths", "regnn.settings", "regnn.metrics.settings", "regnn.devices")
 """What workflow/rules/*.smk import while Snakemake parses them."""
 
 

@@ -30,8 +30,8 @@ from slurm.fixtures import (  # noqa: F401 (slurm_cluster is a fixture)
 )
 
 WORKFLOW = Path(__file__).resolve().parent / "slurm" / "workflow" / "Snakefile"
-GPU_RULES = ("extract", "train", "generate")  # as the user's profile has them
-CPU_RULES = ("evaluate", "index_split")
+GPU_RULES = ("extract", "train", "generate", "evaluate", "baseline")  # in the profile's GPU partition
+CPU_RULES = ("index_split", "summarize")
 TRAIN_STEPS = 6
 STEP_SECONDS = 0.5
 KILL_AFTER_STEP = 2
@@ -81,7 +81,7 @@ def _fields(text: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in text.split())
 
 
-def test_build_test_profile_shrinks_sizes_but_keeps_gpu_requests(tmp_path: Path) -> None:
+def test_build_test_profile_shrinks_sizes_but_keeps_partitions(tmp_path: Path) -> None:
     user = yaml.safe_load(USER_PROFILE.read_text())
     test = yaml.safe_load((build_test_profile(tmp_path, rules=["index_split"]) / "config.yaml")
                           .read_text())
@@ -91,13 +91,15 @@ def test_build_test_profile_shrinks_sizes_but_keeps_gpu_requests(tmp_path: Path)
     assert sizes["slurm_account"] == "root"
     assert user["default-resources"]["slurm_partition"] != "gpu"
     for rule in GPU_RULES:
-        assert user["set-resources"][rule]["gpu"] == test["set-resources"][rule]["gpu"] == 1
-        assert test["set-resources"][rule]["slurm_partition"] == "gpu"
+        assert user["set-resources"][rule]["slurm_partition"] == test["set-resources"][rule]["slurm_partition"] \
+            == "gpu"
         assert test["set-resources"][rule]["mem_mb"] == sizes["mem_mb"]
     for rule in CPU_RULES:
-        assert "gpu" not in user["set-resources"].get(rule, {})
+        assert "slurm_partition" not in user["set-resources"].get(rule, {})
     assert test["set-resources"]["index_split"]["mem_mb"] == sizes["mem_mb"]
-    assert "gpu" not in test["set-resources"]["index_split"]
+    # GPUs are the rules' decision (their stage's device setting), never the profile's
+    for resources in (*user["set-resources"].values(), *test["set-resources"].values(), user["default-resources"]):
+        assert "gpu" not in resources
 
 
 def test_profile_names_rules_of_the_workflow() -> None:

@@ -1,7 +1,7 @@
 """The demo DAG itself through the SLURM profile on a real local cluster.
 
-GPU rules (extract, train, generate) must reach SLURM with a GPU in the GPU partition and every other rule
-without one; the training job is SIGKILLed after its first checkpoint (as a preemption, OOM kill or lost
+Rules that can use a GPU must reach SLURM in the GPU partition, asking for a GPU exactly when their
+device setting is not cpu (here training only), and every other rule in the CPU partition without one; the training job is SIGKILLed after its first checkpoint (as a preemption, OOM kill or lost
 node would) and must be retried and resume from that checkpoint. (A whole job failing and being resubmitted
 is checked on a small workflow in test_slurm.py.)
 """
@@ -20,14 +20,14 @@ from slurm.fixtures import SlurmSession, slurm_cluster  # noqa: F401 (slurm_clus
 from tests.workflow_helpers import REPO, demo_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-GPU_RULES = {"extract", "train", "generate"}
+GPU_RULES = {"extract", "train", "generate", "evaluate", "baseline"}  # in the profile's GPU partition
 
 
 def _config() -> dict:
     config = demo_config(seeds=[1])
     config["experiments"] = {"regnn": config["experiments"]["regnn"]}
     config["splits"]["evaluate"] = ["test"]
-    config["train"].update(epochs=3, batches_per_epoch=12, checkpoint_every=1)
+    config["train"].update(epochs=3, batches_per_epoch=12, checkpoint_every=1, device="auto")  # asks for a GPU
     return config
 
 
@@ -76,10 +76,11 @@ def test_demo_dag_through_the_profile(slurm_cluster: SlurmSession, tmp_path: Pat
     jobs = slurm_cluster.sacct_jobs(workdir)
     assert GPU_RULES <= {job["Rule"] for job in jobs}
     for job in jobs:
-        if job["Rule"] in GPU_RULES:
-            assert job["Partition"] == "gpu" and "gres/gpu=1" in job["ReqTRES"].split(","), job
+        assert job["Partition"] == ("gpu" if job["Rule"] in GPU_RULES else "cpu"), job
+        if job["Rule"] == "train":
+            assert "gres/gpu=1" in job["ReqTRES"].split(","), job
         else:
-            assert job["Partition"] == "cpu" and "gres/gpu" not in job["ReqTRES"] + job["AllocTRES"], job
+            assert "gres/gpu" not in job["ReqTRES"] + job["AllocTRES"], job
     # The retry happens inside the job's allocation (its Snakemake restarts the rule) or as a new job.
     assert [job["State"] for job in jobs if job["Rule"] == "train"][-1] == "COMPLETED"
     train_log = (workdir / "results/logs/train/regnn/seed-1.log").read_text()

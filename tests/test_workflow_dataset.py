@@ -45,16 +45,20 @@ def test_missing_data_root_is_a_clear_message(tmp_path: Path) -> None:
 
 
 def test_gpu_requests_follow_the_device_settings(tmp_path: Path) -> None:
-    """Jobs pinned to the CPU ask for no GPU (a laptop run with --resources gpu=0 can schedule them)."""
+    """One policy for every rule: a job asks for a GPU unless its stage's device setting is cpu (so a laptop
+    run with --resources gpu=0 can schedule a CPU config); rules without a device setting ask for none."""
     config = demo_config()
     run = snakemake(tmp_path / "cpu", config, "-n")
     assert run.returncode == 0, run.stdout[-3000:]
     gpus = planned_gpus(run)
-    assert gpus["train"] == gpus["generate"] == gpus["extract"] == gpus["evaluate"] == {0}, gpus
+    assert {"train", "generate", "extract", "evaluate", "baseline", "index_split", "summarize"} <= set(gpus)
+    assert all(values == {0} for values in gpus.values()), gpus
     config["train"]["device"] = "auto"
     config["generate"]["device"] = "cuda"
-    config["extractors"]["vggish"]["gpus"] = 1
+    config["extractors"]["vggish"]["device"] = "auto"
+    config["evaluate"]["device"] = "auto"
     run = snakemake(tmp_path / "gpu", config, "-n")
     assert run.returncode == 0, run.stdout[-3000:]
     gpus = planned_gpus(run)
-    assert gpus["train"] == gpus["generate"] == {1} and gpus["extract"] == {0, 1}, gpus
+    assert gpus["train"] == gpus["generate"] == gpus["evaluate"] == gpus["baseline"] == {1}, gpus
+    assert gpus["extract"] == {0, 1} and gpus["index_split"] == gpus["summarize"] == {0}, gpus

@@ -77,6 +77,7 @@ def _generate(args: argparse.Namespace) -> None:
 def _extract(args: argparse.Namespace) -> None:
     from regnn.features.extract import extract_shard
     from regnn.features.media import MediaError
+    from regnn.logs import log_to
     from regnn.settings import extractor_shards
 
     extractors = _load_config(args.config).get("extractors", {})
@@ -90,7 +91,8 @@ def _extract(args: argparse.Namespace) -> None:
         out = layout.feature_shard(args.extractor, args.split, shard)
         log = layout.log("extract", args.extractor, args.split, f"shard-{shard}")
         try:
-            report = extract_shard(index, out, args.extractor, settings, shard, log_file=log)
+            with log_to(log):
+                report = extract_shard(index, out, args.extractor, settings, shard)
         except MediaError as err:
             raise SystemExit(f"regnn extract: {err}") from None
         print(f"wrote {out}: {report.clips} clips, {report.frames_per_second:.0f} frames/s")

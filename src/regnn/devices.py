@@ -1,4 +1,8 @@
-"""The one rule every stage uses to turn a `device` setting into a torch device."""
+"""The two decisions a stage's `device` setting makes: the GPUs its jobs ask for, and the torch device it uses.
+
+Torch is imported only when a torch device is chosen, so the workflow applies the GPU policy while it plans
+the DAG and CPU-only paths start fast.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,12 @@ if TYPE_CHECKING:
 
 GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/kfd")
 """Device files of the NVIDIA and ROCm kernel drivers: without either, torch cannot see a GPU."""
+
+
+def gpus_for(setting: str) -> int:
+    """The GPUs a job asks for (its Snakemake `gpu` resource): none when the setting pins it to the CPU, else
+    one. `auto` asks for one, uses it when the job is given it and falls back to the CPU when not."""
+    return 0 if setting == "cpu" else 1
 
 
 def choose_device(setting: str) -> "torch.device":

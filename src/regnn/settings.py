@@ -1,12 +1,14 @@
-"""The model, train and generate settings: the paper's defaults, merging, and per-experiment resolution.
+"""Settings: the paper's model, train and generate defaults, the extractors' shared ones, and the one merge rule.
 
-Kept free of torch so the workflow can compute rule params and checkpoint file names while it plans the
-DAG without paying for a torch import.
+The merge rule (`resolve`) is the same for every section of the config: the given settings merge into the
+defaults recursively, and a key the defaults do not have is an error, so a typo cannot silently do nothing.
+Standard library only, so the workflow computes rule params and checkpoint file names while it plans the DAG.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from regnn.paths import RESULTS, Results
@@ -64,41 +66,43 @@ GENERATE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def merge_settings(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """A deep copy of `base` with `overrides` merged in recursively (nested dicts merge, other values replace)."""
     merged = copy.deepcopy(base)
     for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
             merged[key] = merge_settings(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
 
 
-def _check_keys(reference: dict[str, Any], given: dict[str, Any], where: str) -> None:
+def _check_keys(reference: Mapping[str, Any], given: Mapping[str, Any], where: str) -> None:
     for key, value in given.items():
         if key not in reference:
             raise ValueError(f"unknown setting {where}.{key}; known: {sorted(reference)}")
-        if isinstance(reference[key], dict) and isinstance(value, dict):
+        # an empty mapping as the default is an open set of keyword arguments (model_args, random_config)
+        if isinstance(reference[key], dict) and reference[key] and isinstance(value, Mapping):
             _check_keys(reference[key], value, f"{where}.{key}")
 
 
-def _resolve(defaults: dict[str, Any], settings: dict[str, Any] | None, where: str) -> dict[str, Any]:
-    """Defaults overridden by `settings`; unknown keys are an error, so a typo cannot silently do nothing."""
+def resolve(defaults: dict[str, Any], settings: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+    """The one merge rule: `defaults` with `settings` merged in recursively; unknown keys are an error
+    naming where they are (`where` is the section's path in the config, e.g. `train` or `extractors.vggish`)."""
     _check_keys(defaults, settings or {}, where)
-    return merge_settings(defaults, settings)
+    return merge_settings(defaults, dict(settings or {}))
 
 
 def resolve_model_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    return _resolve(PAPER_MODEL, settings, "model")
+    return resolve(PAPER_MODEL, settings, "model")
 
 
 def resolve_train_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    return _resolve(PAPER_TRAIN, settings, "train")
+    return resolve(PAPER_TRAIN, settings, "train")
 
 
 def resolve_generate_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    return _resolve(GENERATE_DEFAULTS, settings, "generate")
+    return resolve(GENERATE_DEFAULTS, settings, "generate")
 
 
 def experiment_settings(config: dict[str, Any], experiment: str) -> dict[str, Any]:

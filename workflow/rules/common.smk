@@ -1,5 +1,5 @@
-# Config helpers and wildcard constraints shared by every rule file.
-import re
+# Config helpers and wildcard constraints shared by every rule file. Every rule's `gpu` resource is
+# gpus_for(the device setting of its stage) (regnn.devices): the SLURM profile picks partitions, not GPUs.
 import sys
 from pathlib import Path
 
@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 # reads the same code its jobs run.
 sys.path.insert(0, str(Path(workflow.current_basedir).parents[1] / "src"))
 
+from regnn.devices import gpus_for
 from regnn.metrics.settings import resolve_settings
 from regnn.paths import RESULTS
 from regnn.settings import checkpoint_epochs, experiment_files, experiment_settings, resolve_generate_settings
@@ -52,11 +53,6 @@ def dataset_ready():
 def experiment_inputs(wildcards, split):
     """What an experiment's train or generate job reads: the split's emotions and its two extractors' shards."""
     return experiment_files(config, wildcards.experiment, split)
-
-
-def gpus_for(device):
-    """GPUs a train or generate job asks for: none when its settings pin it to the CPU."""
-    return 0 if device == "cpu" else 1
 
 
 def summary_inputs(split):

@@ -14,7 +14,7 @@ rule evaluate:
         RESULTS.log("evaluate", "{experiment}", "seed-{seed}", "{split}"),
     threads: EVALUATE["threads"]
     resources:
-        gpu=1 if EVALUATE["device"] == "cuda" else 0,
+        gpu=gpus_for(EVALUATE["device"]),
         mem_mb=16000,
         runtime=120,
     conda:
@@ -33,10 +33,10 @@ rule baseline:
     log:
         RESULTS.log("baseline", "{name}", "{split}"),
     wildcard_constraints:
-        name="ground_truth|random|mime",
+        name="|".join(BASELINE_NAMES),
     threads: EVALUATE["threads"]
     resources:
-        gpu=1 if EVALUATE["device"] == "cuda" else 0,
+        gpu=gpus_for(EVALUATE["device"]),
         mem_mb=16000,
         runtime=120,
     conda:

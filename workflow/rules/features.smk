@@ -1,9 +1,20 @@
 # Feature extraction: one job per extractor x split x shard, never one per clip.
 # Each job's params are exactly its extractor's config section, so changing one extractor reruns only its
 # shards, and an experiment switched back to an earlier extractor finds that extractor's shards still valid.
-# GPU: set `gpus: 1` in an extractor's settings; its jobs then ask for resources gpu=1 (the SLURM profile
-# turns that into a GPU request) and `device: auto` uses the GPU the job is given. Threads: the extractor's
+# GPU: a job asks for one (resources gpu=1, which the SLURM profile turns into a GPU request) unless the
+# extractor's `device` is cpu, and `device: auto` uses the GPU the job is given. Threads: the extractor's
 # `workers` (background decoding) plus one for the network; torch uses as many for its own ops.
+# Needs only `config["extractors"]` (tests include this file alone).
+import re
+
+from regnn.devices import gpus_for
+from regnn.paths import RESULTS
+from regnn.settings import EXTRACTOR_DEFAULTS
+
+
+def extractor_setting(extractor, key):
+    """One of an extractor's settings that the rule reads (`device`, `workers`), its default filled in."""
+    return config["extractors"][extractor].get(key, EXTRACTOR_DEFAULTS[key])
 
 
 rule extract:
@@ -17,9 +28,9 @@ rule extract:
         RESULTS.log("extract", "{extractor}", "{split}", "shard-{shard}"),
     wildcard_constraints:
         extractor="|".join(re.escape(name) for name in config["extractors"]),
-    threads: lambda wildcards: int(config["extractors"][wildcards.extractor].get("workers", 2)) + 1
+    threads: lambda wildcards: int(extractor_setting(wildcards.extractor, "workers")) + 1
     resources:
-        gpu=lambda wildcards: int(config["extractors"][wildcards.extractor].get("gpus", 0)),
+        gpu=lambda wildcards: gpus_for(extractor_setting(wildcards.extractor, "device")),
     conda:
         "../../envs/regnn.yaml"
     script:

@@ -18,6 +18,8 @@ VIDEO_FRAMES = 751
 EMOTION_DIMS = 25
 FPS = 25
 SPLITS = ("train", "val", "test")
+FEATURE_FOLDERS = {"video": "Video_features", "audio": "Audio_features"}
+"""Where a release keeps each modality's pre-extracted feature tensors, beside Video_files / Audio_files."""
 SPLIT_HEADER = ["", "speaker_path", "listener_path"]
 EMOTION_COLUMNS = [
     "AU1", "AU2", "AU4", "AU6", "AU7", "AU9", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU24",
@@ -93,6 +95,11 @@ def audio_path(root: Path, split: str, key: str) -> Path:
 def emotion_path(root: Path, split: str, key: str) -> Path:
     k = ClipKey.parse(key)
     return Path(root) / split / "Emotion" / k.site / k.session / k.emotion_person / f"{k.clip}.csv"
+
+
+def features_path(root: Path, split: str, folder: str, key: str) -> Path:
+    """A clip's pre-extracted feature tensor `<split>/<folder>/<key>.pth` (folder e.g. Video_features)."""
+    return Path(root) / split / folder / f"{key}.pth"
 
 
 def read_split(root: Path, split: str) -> list[tuple[str, str]]:

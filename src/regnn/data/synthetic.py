@@ -23,7 +23,8 @@ import numpy as np
 import soundfile
 import torch
 
-from regnn.data.layout import EMOTION_COLUMNS, FPS, FRAMES, SPLIT_HEADER, SPLITS
+from regnn.data.layout import (EMOTION_COLUMNS, FEATURE_FOLDERS, FPS, FRAMES, SPLIT_HEADER, SPLITS, ClipKey,
+                               audio_path, emotion_path, features_path, video_path)
 
 LATENT = 4  # valence, arousal, smile, brow
 STYLES = 4
@@ -211,21 +212,25 @@ def _write_split(root: Path, split: str, sessions: list[tuple[str, str, tuple[st
 
 def _write_clip(split_dir: Path, key: str, emotion_person: str, emotions: np.ndarray,
                 settings: SyntheticSettings, mix: _Mixing, rng: np.random.Generator) -> None:
-    site_session, person, clip = key.rsplit("/", 2)
-    emotion_csv = split_dir / "Emotion" / site_session / emotion_person / f"{clip}.csv"
+    root, split = split_dir.parent, split_dir.name
+    emotion_csv = emotion_path(root, split, key)
+    if ClipKey.parse(key).emotion_person != emotion_person:
+        raise ValueError(f"{key}: the layout names its emotion person {ClipKey.parse(key).emotion_person}, "
+                         f"not {emotion_person}")
     emotion_csv.parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(emotion_csv, emotions, delimiter=",", fmt="%.6g", header=",".join(EMOTION_COLUMNS),
                comments="")
     video_rows = np.concatenate([emotions, emotions[-1:]])  # the 751st frame repeats the last
-    _write_mp4(split_dir / "Video_files" / f"{key}.mp4", _draw_faces(video_rows, settings.frame_size))
-    wav = split_dir / "Audio_files" / f"{key}.wav"
+    _write_mp4(video_path(root, split, key), _draw_faces(video_rows, settings.frame_size))
+    wav = audio_path(root, split, key)
     wav.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(wav, _voice(emotions, settings.audio_rate, rng), settings.audio_rate, subtype="PCM_16")
     # Pre-extracted features as shipped by earlier extractors; some saved one folder too deep.
-    for folder, rows in (("Video_features", video_rows), ("Audio_features", emotions)):
+    for folder, rows in ((FEATURE_FOLDERS["video"], video_rows), (FEATURE_FOLDERS["audio"], emotions)):
         values = np.tanh(rows @ mix.features[folder] + 0.05 * rng.standard_normal((len(rows), 1)))
-        nested = rng.random() < 0.5
-        target = split_dir / folder / key / f"{clip}.pth" if nested else split_dir / folder / f"{key}.pth"
+        target = features_path(root, split, folder, key)
+        if rng.random() < 0.5:  # nested: <folder>/<key>/<clip>.pth
+            target = target.with_suffix("") / target.name
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.save(torch.from_numpy(values.astype(np.float32)), target)
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from regnn.data.index import EmotionCache, load_emotions
-from regnn.features.store import load_features, unique_clips
+from regnn.feature_store import load_features, unique_clips
 
 
 def window_starts(frames: int, window: int, stride: int) -> np.ndarray:

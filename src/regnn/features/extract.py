@@ -22,7 +22,7 @@ from tqdm import tqdm
 from regnn.data.index import IndexRow, read_index
 from regnn.features.media import MediaError, prefetch
 from regnn.features.runtime import COMMON_DEFAULTS, Extractor, Prepared
-from regnn.features.store import shard_clips, write_shard
+from regnn.feature_store import shard_clips, write_shard
 
 log = logging.getLogger("regnn.features")
 
@@ -48,7 +48,7 @@ def build_extractor(name: str, settings: Mapping[str, Any]) -> Extractor:
 
 
 def shard_rows(index: list[IndexRow], shards: int, shard: int) -> list[IndexRow]:
-    """The index rows of shard `shard`: each speaker clip once, in index order, cut as `store.shard_clips`."""
+    """The index rows of shard `shard`: each speaker clip once, in index order, cut as `feature_store.shard_clips`."""
     first: dict[str, IndexRow] = {}
     for row in index:
         first.setdefault(row.speaker, row)
@@ -68,40 +68,17 @@ class ShardReport:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _attach_log(log_file: Path | None) -> logging.Handler | None:
-    log.setLevel(logging.INFO)
-    if log_file is None:
-        return None
-    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file, mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    return handler
-
-
 def extract_shard(index_tsv: Path, output: Path, name: str, settings: Mapping[str, Any], shard: int,
-                  threads: int | None = None, log_file: Path | None = None, progress: bool = True) -> ShardReport:
+                  threads: int | None = None, progress: bool = True) -> ShardReport:
     """Extract shard `shard` of the split indexed by `index_tsv` with the extractor `name` and write `output`.
 
-    Any bad clip raises `MediaError` (naming the clip, file and problem) before anything is written.
+    Any bad clip raises `MediaError` (naming the clip, file and problem) before anything is written. The
+    caller chooses where the log goes (`regnn.logs.log_to`, as for every other stage).
     """
-    handler = _attach_log(log_file)
-    try:
-        return _extract(Path(index_tsv), Path(output), name, settings, shard, threads, progress)
-    except Exception as err:  # logged so the shard's log says why the job failed, then re-raised
-        log.error("%s: %s", type(err).__name__, err)
-        raise
-    finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            handler.close()
-
-
-def _extract(index_tsv: Path, output: Path, name: str, settings: Mapping[str, Any], shard: int,
-             threads: int | None, progress: bool) -> ShardReport:
+    index_tsv, output = Path(index_tsv), Path(output)
     if threads:
         torch.set_num_threads(threads)
-    shards = int(settings.get("shards", 1))
+    shards = int(settings.get("shards", COMMON_DEFAULTS["shards"]))
     rows = shard_rows(read_index(index_tsv), shards, shard)
     extractor = build_extractor(name, settings)
     log.info("extractor %s (%s): %s", name, settings.get("kind"), extractor.description)

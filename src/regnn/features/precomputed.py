@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from regnn.data.index import IndexRow
+from regnn.data.layout import FEATURE_FOLDERS
 from regnn.features.media import MediaError
 from regnn.features.runtime import Prepared, fit_rows, resolve_settings
 
@@ -40,7 +41,7 @@ class PrecomputedExtractor:
         if s.get("modality") not in ("video", "audio"):
             raise ValueError(f"extractor {name!r}: precomputed features need modality video or audio")
         self.s = s
-        self.folder = s["folder"] or ("Video_features" if s["modality"] == "video" else "Audio_features")
+        self.folder = s["folder"] or FEATURE_FOLDERS[s["modality"]]
         self.dim = s["dim"]
         self.device = torch.device("cpu")  # no network: tensors are only read and checked
         self.random_weights = False

@@ -17,26 +17,19 @@ import torch
 
 from regnn.data.index import IndexRow
 from regnn.data.layout import FPS, FRAMES
+from regnn.settings import EXTRACTOR_DEFAULTS, resolve
 
-COMMON_DEFAULTS: dict[str, Any] = {
-    "shards": 1,  # jobs per split; a cluster spreads a split over many GPU jobs
-    "device": "auto",  # auto | cpu | cuda | cuda:N
-    "bf16": False,  # bfloat16 autocast of the network (GPU); changes the numbers slightly
-    "gpus": 0,  # GPUs the Snakemake job asks for (resources: gpu); 0 on CPU-only machines
-    "workers": 2,  # background threads decoding / preparing clips
-    "prefetch": 2,  # clips prepared ahead of the one the network is working on
-    "frames": FRAMES,
-    "fps": FPS,
-}
+COMMON_DEFAULTS: dict[str, Any] = {**EXTRACTOR_DEFAULTS, "frames": FRAMES, "fps": FPS}
+"""The settings every extractor kind has (beside `kind` and `modality`, which have no default)."""
+IDENTITY = ("kind", "modality")
 
 
 def resolve_settings(settings: Mapping[str, Any], defaults: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """Settings with defaults filled in; unknown keys are an error (a typo must not silently use a default)."""
-    allowed = {"kind", "modality", *COMMON_DEFAULTS, *defaults}
-    unknown = sorted(set(settings) - allowed)
-    if unknown:
-        raise ValueError(f"extractor {name!r}: unknown setting(s) {unknown}; allowed: {sorted(allowed)}")
-    return {**COMMON_DEFAULTS, **defaults, **settings}
+    """An extractor's settings over the common and its kind's `defaults`, by the one merge rule
+    (`regnn.settings.resolve`: unknown keys are an error, so a typo cannot silently use a default)."""
+    given = {k: v for k, v in settings.items() if k not in IDENTITY}
+    resolved = resolve({**COMMON_DEFAULTS, **defaults}, given, f"extractors.{name}")
+    return {**{k: settings[k] for k in IDENTITY if k in settings}, **resolved}
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,9 +15,9 @@ import numpy as np
 
 from regnn.data.index import load_emotions
 from regnn.metrics.evaluate import EvaluationSet, official_lines, score, write_metrics
-from regnn.metrics.settings import resolve_settings
+from regnn.metrics.settings import BASELINES, resolve_settings
 
-BASELINES = ("ground_truth", "random", "mime")
+log = logging.getLogger(__name__)
 
 
 def baseline_predictions(name: str, speaker: np.ndarray, listener: np.ndarray, samples: int = 10,
@@ -44,6 +45,7 @@ def evaluate_baseline(name: str, emotions_h5: Path, output: Path, settings: Mapp
     pred = baseline_predictions(name, cache.speaker, cache.listener, int(b["samples"]), int(b["seed"]))
     data = EvaluationSet(cache.clips, pred, cache.speaker, cache.listener, cache.neighbours)
     metrics = score(data, settings, threads)
-    print("\n".join(official_lines(metrics, model_name=name)))
+    for line in official_lines(metrics, model_name=name):
+        log.info("%s", line)
     write_metrics(output, metrics)
     return metrics

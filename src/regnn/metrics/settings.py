@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from regnn.settings import resolve
+
+BASELINES = ("ground_truth", "random", "mime")
+"""The reference rows `regnn.metrics.baselines` knows (the rule `baseline` matches only these names)."""
+
 DEFAULTS = {
     "corrected": False,  # add TLCC_corrected (all samples, NaN-safe) in its own column
     "device": "auto",  # where FRD's DTW and FRC run: auto (a GPU when present), cpu or cuda
-    "threads": 2,
-    "baselines": {"names": ["ground_truth", "random", "mime"], "samples": 10, "seed": 0},
+    "threads": 2,  # CPU threads for FRD's DTW
+    "baselines": {"names": list(BASELINES), "samples": 10, "seed": 0},
     "summary": {"figure_clips": 3},
 }
 """The config's `evaluate` section with every default filled in."""
 
 
 def resolve_settings(section: Mapping | None) -> dict:
-    """The `evaluate` section merged over DEFAULTS (one level deep for `baselines` and `summary`)."""
-    section = dict(section or {})
-    out = {**DEFAULTS, **section}
-    for key in ("baselines", "summary"):
-        out[key] = {**DEFAULTS[key], **section.get(key, {})}
-    return out
+    """The `evaluate` section merged over DEFAULTS by the one merge rule (`regnn.settings.resolve`)."""
+    return resolve(DEFAULTS, section, "evaluate")

@@ -20,10 +20,11 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
 from regnn.data.index import load_emotions  # noqa: E402
-from regnn.data.layout import EMOTION_COLUMNS  # noqa: E402
+from regnn.data.layout import EMOTION_COLUMNS, FPS  # noqa: E402
 from regnn.io import atomic_output  # noqa: E402
 from regnn.metrics.evaluate import read_metrics  # noqa: E402
 from regnn.metrics.settings import DEFAULTS  # noqa: E402
+from regnn.settings import resolve  # noqa: E402
 from regnn.metrics.react import CORRECTED, METRICS  # noqa: E402
 
 DECIMALS = {"FRC": 2, "FRD": 2, "S-MSE": 4, "FRVar": 4, "FRDvs": 4, "TLCC": 2, "TLCC_corrected": 2}
@@ -132,7 +133,7 @@ def plot_reactions(predictions_h5: Path, emotions_h5: Path, path: Path, clips: i
     dims = [EMOTION_COLUMNS.index(a) for a in FIGURE_ATTRIBUTES]
     fig, axes = plt.subplots(shown, len(dims), figsize=(3.2 * len(dims), 2.2 * shown), squeeze=False,
                              sharex=True)
-    t = np.arange(pred.shape[2]) / 25.0
+    t = np.arange(pred.shape[2]) / FPS
     for k in range(shown):
         truth = cache.listener[k]
         for ax, d in zip(axes[k], dims):
@@ -158,7 +159,7 @@ def summarize(split: str, runs: Mapping[str, Sequence[Path]], baselines: Mapping
               settings: Mapping | None = None) -> list[dict]:
     """The `summarize` rule. `reactions` maps experiment -> (its predictions HDF5, the figure to write);
     `settings` is the `summary` part of the config's `evaluate` section."""
-    s = {**DEFAULTS["summary"], **(settings or {})}
+    s = resolve(DEFAULTS["summary"], settings, "evaluate.summary")
     rows = summarize_rows(runs, baselines)
     write_table(rows, table)
     write_latex(rows, latex, split)

@@ -1,6 +1,7 @@
-"""Feature shards: one HDF5 file per extractor x split x shard, one (750, D) float32 dataset per clip.
+"""The feature-store format: one HDF5 file per extractor x split x shard, one (frames, D) float32 dataset per clip.
 
-Sharding a split (instead of one file per clip) keeps a full REACT run to a few hundred Snakemake jobs.
+Sharding a split (instead of one file per clip) keeps a full REACT run to a few hundred Snakemake jobs. On the
+ground floor because both sides of it use it: the extractors write shards, the training windows read them.
 """
 
 from __future__ import annotations
