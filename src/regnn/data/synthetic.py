@@ -153,7 +153,11 @@ def _write_mp4(path: Path, frames: np.ndarray) -> None:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
+        # One thread and no mb-tree: with mb-tree, x264's AVX-512 kernels read heap memory they never wrote,
+        # so the bytes of a clip depended on what the process had allocated before (seen on a busy machine;
+        # reproduced with MALLOC_PERTURB_, see tests/test_synthetic.py). Without it the file is a function of
+        # the frames alone.
+        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
