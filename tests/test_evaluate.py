@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import logging
+import pickle
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -13,7 +17,7 @@ import torch
 
 from regnn import cli
 from regnn.data.layout import DatasetError
-from regnn.metrics import baselines, evaluate, react, reference, summary
+from regnn.metrics import baselines, evaluate, react, reference, summary, tensor_file
 
 FRAMES = 750
 ROWS = [  # speaker_path, listener_path (NoXI persons map to P1/P2 in Emotion/, RECOLA P25/P26 too)
@@ -99,6 +103,50 @@ def test_cli_reads_our_predictions_file_too(react_dir, tmp_path, capsys):
     from_pth = capsys.readouterr().out
     run_cli("--data-dir", str(react_dir["root"]), "--pred-dir", str(h5), "--split", "test", "--device", "cpu")
     assert capsys.readouterr().out == from_pth
+
+
+START_UP = """
+import sys
+from regnn import cli
+cli.main(["evaluate", "--data-dir", sys.argv[1], "--pred-dir", sys.argv[2], "--split", "test", "--samples", "2",
+          "--device", "cpu"])
+print(sorted(m for m in ("torch", "pandas", "h5py", "scipy", "tslearn") if m in sys.modules))
+"""
+
+
+def test_cli_on_the_official_layout_imports_no_heavy_library(react_dir):
+    """torch, pandas, h5py and scipy cost seconds of start-up per evaluation process; none is needed here."""
+    result = subprocess.run([sys.executable, "-c", START_UP, str(react_dir["root"]), str(react_dir["pred_dir"])],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[0].startswith("Metric: | FRC: ")
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_prediction_files_are_read_without_torch_and_without_running_pickled_code(tmp_path):
+    values = torch.rand(2, 750, 25, dtype=torch.float64)
+    cases = {"plain": values[0].float(), "batched": values[:1].float(), "strided": values[:, ::2].transpose(0, 1),
+             "half": values[0].half(), "grad": values[0].float().requires_grad_()}
+    for name, tensor in cases.items():
+        torch.save(tensor, tmp_path / f"{name}.pth")
+        got = tensor_file.load_tensor_file(tmp_path / f"{name}.pth")
+        np.testing.assert_array_equal(got, tensor.detach().numpy(), err_msg=name)
+    torch.save(torch.nn.Parameter(values[0].bfloat16()), tmp_path / "other.pth")  # outside the subset: torch
+    assert tensor_file.load_tensor_file(tmp_path / "other.pth").shape == (750, 25)
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    with zipfile.ZipFile(tmp_path / "evil.pth", "w") as archive:
+        archive.writestr("evil/data.pkl", pickle.dumps(Payload(), protocol=2))
+        archive.writestr("evil/byteorder", "little")
+    with pytest.raises(Exception):
+        tensor_file.load_tensor_file(tmp_path / "evil.pth")
+    assert not marker.exists()
+    with pytest.raises(react.MetricInputError, match="evil.pth is unreadable"):
+        evaluate._load_pth(tmp_path / "evil.pth", "clip", 750)
 
 
 def test_cli_names_a_missing_prediction_file(react_dir):

@@ -256,10 +256,21 @@ def test_tlcc_offsets_match_np_corrcoef_and_torch_argmax_per_clip():
     rng = np.random.default_rng(4)
     pred, speaker = lagged_structure(rng, 16, 180)
     r = react.lagged_correlations(pred, speaker)
-    ours = np.abs(react.MAX_LAG - torch.from_numpy(r.astype(np.float32)).mean(2).argmax(1).numpy())
+    ours = np.abs(react.MAX_LAG - react.torch_float32_mean(r.astype(np.float32)).argmax(1))
     want = [reference.tlcc_offset(pred[k], speaker[k]) for k in range(len(pred))]
     assert ours.tolist() == want
     assert 49 in want and any(w < 49 for w in want), "the data should exercise both NaN and regular peaks"
+
+
+def test_float32_mean_rounds_like_torch():
+    """TLCC's peak among near-equal lags depends on the float32 mean's rounding: bit-identical to torch's."""
+    rng = np.random.default_rng(9)
+    r = rng.uniform(-1, 1, (400, 99, 25)).astype(np.float32)
+    r[0, 3, 7] = np.nan
+    want = torch.from_numpy(r).mean(dim=2).numpy()
+    np.testing.assert_array_equal(react.torch_float32_mean(r), want)
+    assert (react.torch_float32_mean(r).argmax(1) == torch.from_numpy(want).argmax(1).numpy()).all()
+    assert np.mean(r.astype(np.float64).mean(2).astype(np.float32) == want) < 0.9  # the rounding matters
 
 
 def test_corrected_tlcc_uses_every_sample_and_counts_nan_as_zero():

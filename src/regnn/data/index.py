@@ -15,11 +15,11 @@ from pathlib import Path
 import av
 import h5py
 import numpy as np
-import pandas as pd
 import soundfile
 
 from regnn.data import layout, neighbours
-from regnn.data.layout import EMOTION_DIMS, FRAMES, DatasetError
+from regnn.data.emotion_csv import read_emotion_csv
+from regnn.data.layout import FRAMES, DatasetError
 from regnn.io import atomic_output, decode_strings
 
 INDEX_COLUMNS = ["position", "speaker", "listener", "video", "audio", "emotion"]
@@ -51,22 +51,6 @@ class EmotionCache:
     @property
     def listener(self) -> np.ndarray:
         return self.emotions[self.listener_index]
-
-
-def read_emotion_csv(path: Path, frames: int = FRAMES) -> np.ndarray:
-    """One Emotion CSV (header + frames x 25) as float32; raises ValueError saying what is wrong."""
-    if not Path(path).is_file():
-        raise ValueError("emotion CSV is missing")
-    try:
-        values = pd.read_csv(path, header=0).to_numpy(dtype=np.float64)
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ValueError(f"unreadable emotion CSV ({err})") from None
-    if values.shape != (frames, EMOTION_DIMS):
-        raise ValueError(f"emotion CSV has shape {values.shape}, expected ({frames}, {EMOTION_DIMS})")
-    if not np.isfinite(values).all():
-        bad = np.argwhere(~np.isfinite(values))[0]
-        raise ValueError(f"emotion CSV has a non-finite value at data row {bad[0] + 1}, column {bad[1]}")
-    return values.astype(np.float32)
 
 
 def _check_video(path: Path) -> str | None:

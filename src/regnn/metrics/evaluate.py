@@ -5,6 +5,10 @@ Two sources, one result:
 - a REACT dataset folder read like the official `evaluation.py` (`<split>.csv`, `neighbour_emotion_<split>.npy`,
   Emotion CSVs with the P1/P2 mapping) plus predictions in the official layout
   (`<pred_dir>/<split>/<speaker_path>/result-{j}.pth`) or as our predictions HDF5.
+
+`regnn evaluate` runs as a process per evaluation, so start-up counts: the official-layout path imports
+neither torch nor pandas nor h5py (the .pth files are read by `tensor_file`, the CSVs by numpy); the HDF5
+paths import h5py when they run.
 """
 
 from __future__ import annotations
@@ -16,16 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
-import torch
 
 from regnn.data import layout
-from regnn.data.index import load_emotions, read_emotion_csv
+from regnn.data.emotion_csv import read_emotion_csv
 from regnn.data.layout import DatasetError, listener_positions
 from regnn.io import atomic_output, decode_strings
 from regnn.metrics.react import CORRECTED, METRICS, MetricInputError, compute_metrics
 from regnn.metrics.settings import resolve_settings
+from regnn.metrics.tensor_file import load_tensor_file
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ class EvaluationSet:
 
 def load_predictions_h5(path: Path, clips: Sequence[str]) -> np.ndarray:
     """`predictions` of a predictions HDF5, checked against the split's clip order."""
+    import h5py
+
     path = Path(path)
     if not path.is_file():
         raise MetricInputError(f"{path}: predictions file is missing")
@@ -64,6 +69,8 @@ def load_predictions_h5(path: Path, clips: Sequence[str]) -> np.ndarray:
 
 def load_pipeline_set(predictions_h5: Path, emotions_h5: Path) -> EvaluationSet:
     """The pipeline's predictions and the split's emotion cache."""
+    from regnn.data.index import load_emotions
+
     cache = load_emotions(emotions_h5)
     pred = load_predictions_h5(predictions_h5, cache.clips)
     return EvaluationSet(cache.clips, pred, cache.speaker, cache.listener, cache.neighbours)
@@ -71,12 +78,12 @@ def load_pipeline_set(predictions_h5: Path, emotions_h5: Path) -> EvaluationSet:
 
 def _load_pth(path: Path, clip: str, frames: int) -> np.ndarray:
     try:
-        value = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt files
+        value = load_tensor_file(path)
+    except Exception as err:  # zipfile, pickle and torch raise many types for corrupt files
         raise MetricInputError(f"clip {clip!r}: prediction file {path} is unreadable ({err})") from None
-    if not isinstance(value, torch.Tensor):
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
         raise MetricInputError(f"clip {clip!r}: {path} holds a {type(value).__name__}, expected a tensor")
-    array = value.detach().float().numpy()
+    array = value.astype(np.float32, copy=False)
     while array.ndim > 2 and array.shape[0] == 1:
         array = array[0]
     if array.shape != (frames, layout.EMOTION_DIMS):

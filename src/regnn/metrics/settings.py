@@ -11,7 +11,7 @@ BASELINES = ("ground_truth", "random", "mime")
 
 DEFAULTS = {
     "corrected": False,  # add TLCC_corrected (all samples, NaN-safe) in its own column
-    "device": "auto",  # where FRD's DTW and FRC run: auto (a GPU when present), cpu or cuda
+    "device": "auto",  # where FRD's DTW runs: auto (a GPU when present), cpu or cuda
     "threads": 2,  # CPU threads for FRD's DTW
     "baselines": {"names": list(BASELINES), "samples": 10, "seed": 0},
     "summary": {"figure_clips": 3},
