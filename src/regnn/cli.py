@@ -10,9 +10,16 @@ import sys
 from pathlib import Path
 
 from regnn.paths import RESULTS, Results
+from regnn.protocols import DEFAULT, NAMES
 
 
 def _demo_data(args: argparse.Namespace) -> None:
+    if args.protocol == "react2025":
+        from regnn.data.mars_synthetic import MarsSyntheticSettings, write_mars_dataset
+
+        write_mars_dataset(args.out, MarsSyntheticSettings(seed=args.seed))
+        print(f"wrote a synthetic MARS (REACT 2025/2026) dataset to {args.out}")
+        return
     from regnn.data.synthetic import SyntheticSettings, write_dataset
 
     settings = SyntheticSettings(seed=args.seed)
@@ -39,14 +46,20 @@ def _clean(args: argparse.Namespace) -> None:
 
 
 def _index(args: argparse.Namespace) -> None:
-    from regnn.data.index import index_split
+    from regnn import protocols
+    from regnn.logs import log_to
 
+    protocol = protocols.get(args.protocol)
+    outputs = protocol.dataset_outputs(args.split, args.incomplete)
     if args.out:
-        index, emotions = args.out / "index.tsv", args.out / "emotions.h5"
-    else:
-        index, emotions = RESULTS.index(args.split), RESULTS.emotions(args.split)
-    n = index_split(args.root, args.split, index, emotions, frames=args.frames)
-    print(f"indexed {n} mirrored samples of {args.split} into {index.parent}")
+        outputs = {name: args.out / path.name for name, path in outputs.items()}
+    data = {"frames": args.frames, "direction": args.direction, "incomplete": args.incomplete}
+    try:
+        with log_to(None):
+            n = protocol.index_split(args.root, args.split, outputs, data)
+    except ValueError as err:
+        raise SystemExit(f"regnn index: {err}") from None
+    print(f"indexed {n} samples of {args.split} ({protocol.name}) into {outputs['index'].parent}")
 
 
 def _load_config(path: Path) -> dict:
@@ -99,20 +112,23 @@ def _extract(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from regnn import protocols
     from regnn.logs import log_to
-    from regnn.metrics.evaluate import load_official_set, official_lines, score, write_metrics
-    from regnn.metrics.react import MetricInputError
 
+    protocol = protocols.get(args.protocol)
     settings = {"corrected": args.corrected, "device": args.device}
+    if args.resampling_checkpoint:
+        settings["resampling"] = {"checkpoint": str(args.resampling_checkpoint)}
     try:
         with log_to(None):
-            data = load_official_set(args.data_dir, args.pred_dir, args.split, samples=args.samples)
-            metrics = score(data, settings, threads=args.threads)
-    except MetricInputError as err:
+            metrics = protocol.evaluate_dataset(args.data_dir, args.pred_dir, args.split, settings=settings,
+                                                threads=args.threads, samples=args.samples, targets=args.targets,
+                                                out=args.out, direction=args.direction)
+    except ValueError as err:  # MetricInputError included
         raise SystemExit(f"regnn evaluate: {err}") from None
-    print("\n".join(official_lines(metrics)))
+    print("\n".join(protocol.printed_lines(metrics)))
     if args.out:
-        write_metrics(args.out, metrics)
+        protocol.write_metrics(args.out, metrics)
 
 
 def _neighbours(args: argparse.Namespace) -> None:
@@ -131,12 +147,21 @@ def _experiment_command(commands: argparse._SubParsersAction, name: str, help: s
     return p
 
 
+def _protocol_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", choices=NAMES, default=DEFAULT,
+                   help="react2024 (REACT 2023/2024, default) or react2025 (MARS, REACT 2025/2026)")
+    p.add_argument("--direction", choices=("both", "speaker_to_listener"), default="both",
+                   help="react2025: both roles as inputs (2025) or speaker -> listener only (2026)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regnn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("demo-data", help="write a synthetic dataset in the REACT 2024 layout")
+    p = commands.add_parser("demo-data", help="write a synthetic dataset in the REACT 2024 (or MARS) layout")
     p.add_argument("out", type=Path)
+    p.add_argument("--protocol", choices=NAMES, default=DEFAULT,
+                   help="react2025: the MARS layout of REACT 2025/2026 (variable lengths, junk files)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", type=Path, help="a config YAML whose demo_data section sets the size")
     p.set_defaults(func=_demo_data)
@@ -153,7 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", type=Path)
     p.add_argument("--split", required=True)
     p.add_argument("--out", type=Path, help=f"output folder (default {RESULTS.dataset_dir('SPLIT')})")
-    p.add_argument("--frames", type=int, default=750)
+    p.add_argument("--frames", type=int, default=750, help="react2024: frames per clip")
+    _protocol_arguments(p)
+    p.add_argument("--incomplete", choices=("error", "skip"), default="error",
+                   help="skip: drop the samples with a problem and list them in OUT/skipped.tsv")
     p.set_defaults(func=_index)
 
     p = commands.add_parser("neighbours", help="cut neighbour_emotion_SPLIT.npy from the master matrix")
@@ -181,11 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also export official/<split>/<speaker_path>/result-{j}.pth")
     p.set_defaults(func=_generate)
 
-    p = commands.add_parser("evaluate", help="the official REACT metrics (drop-in for the official evaluation.py)")
+    p = commands.add_parser("evaluate", help="the official REACT metrics (drop-in for the official evaluation)")
     p.add_argument("--data-dir", type=Path, required=True,
-                   help="REACT root holding <split>.csv, neighbour_emotion_<split>.npy and <split>/Emotion/")
+                   help="react2024: root holding <split>.csv, neighbour_emotion_<split>.npy and <split>/Emotion/; "
+                        "react2025: MARS root holding <split>/facial-attributes/")
     p.add_argument("--pred-dir", type=Path, required=True,
-                   help="folder with <split>/<speaker_path>/result-{j}.pth, or a predictions .h5 file")
+                   help="folder with <split>/<speaker_path>/result-{j}.pth (react2025: .pth or .npy), or a "
+                        "predictions .h5 file")
+    _protocol_arguments(p)
+    p.add_argument("--targets", type=Path,
+                   help="react2025: TSV with columns speaker, target (clip paths relative to the split, no "
+                        "extension); default: the seeded draw, written beside --out")
+    p.add_argument("--resampling-checkpoint", type=Path,
+                   help="react2025: TorchScript autoencoder that resamples targets (default: interpolation)")
     p.add_argument("--split", required=True)
     p.add_argument("--out", type=Path, help="also write the metrics as a one-row TSV")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for FRD's DTW (default 2)")

@@ -4,7 +4,7 @@ Standard library only, because the workflow imports it while it parses the rule 
 and without the installed package's torch). Every method takes its parts as strings or numbers, so the rules
 pass wildcards (`"{split}"`) and get Snakemake patterns, and the library passes values and gets real paths:
 
-    results/dataset/{split}/cleanup.tsv, index.tsv, emotions.h5
+    results/dataset/{split}/cleanup.tsv, index.tsv, emotions.h5, targets.tsv (react2025), skipped.tsv (skip)
     results/features/{extractor}/{split}/shard-{k}.h5
     results/experiments/{experiment}/seed-{seed}/checkpoints/epoch-{NNN}.pt, train.tsv, tensorboard/, .resume/,
         predictions/{split}.h5, metrics/{split}.tsv, official/{split}/
@@ -47,6 +47,14 @@ class Results:
 
     def emotions(self, split: Part) -> Path:
         return self.dataset_dir(split) / "emotions.h5"
+
+    def targets(self, split: Part) -> Path:
+        """react2025: the evaluation target set per sample (speaker, target)."""
+        return self.dataset_dir(split) / "targets.tsv"
+
+    def skipped(self, split: Part) -> Path:
+        """`data.incomplete: skip`: the samples dropped and why."""
+        return self.dataset_dir(split) / "skipped.tsv"
 
     # --- feature stage ---
     def feature_shard(self, extractor: Part, split: Part, shard: Part) -> Path:

@@ -8,6 +8,7 @@ replaces the reference trainer's per-batch CSV reads.
 from __future__ import annotations
 
 import csv
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from regnn.data.layout import FRAMES, DatasetError
 from regnn.io import atomic_output, decode_strings
 
 INDEX_COLUMNS = ["position", "speaker", "listener", "video", "audio", "emotion"]
+SKIPPED_COLUMNS = ["clip", "reason"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,24 +106,29 @@ def _check_neighbours(root: Path, split: str, size: int) -> tuple[np.ndarray | N
     return matrix.astype(np.uint8), []
 
 
-def build_index(root: Path, split: str, frames: int = FRAMES) -> tuple[list[IndexRow], EmotionCache]:
-    """Resolve and check every file of a split; raise DatasetError listing all problems."""
-    root = Path(root).resolve()
+def _check_split(root: Path, split: str, frames: int
+                 ) -> tuple[list[str], list[IndexRow | None], list[np.ndarray | None], list[list[str]], np.ndarray | None,
+                            list[str]]:
+    """Every mirrored sample checked: speakers, rows (None if unresolvable), emotions, problems per sample,
+    the neighbour matrix and the split-wide problems."""
     rows = layout.read_split(root, split)
     speakers, listeners = layout.mirrored(rows)
     size = len(speakers)
-    problems: list[str] = []
-    index: list[IndexRow] = []
+    per_sample: list[list[str]] = [[] for _ in range(size)]
+    index: list[IndexRow | None] = []
     for position, (speaker, listener) in enumerate(zip(speakers, listeners)):
         try:
             emotion = layout.emotion_path(root, split, speaker)
         except ValueError as err:
-            problems.append(f"{layout.split_csv(root, split)}: {err}")
+            per_sample[position].append(f"{layout.split_csv(root, split)}: {err}")
+            index.append(None)
             continue
         index.append(IndexRow(position, speaker, listener, layout.video_path(root, split, speaker),
                               layout.audio_path(root, split, speaker), emotion))
 
-    def check(row: IndexRow) -> tuple[np.ndarray | None, list[str]]:
+    def check(row: IndexRow | None) -> tuple[np.ndarray | None, list[str]]:
+        if row is None:
+            return None, []
         found = [p for p in (_check_video(row.video), _check_audio(row.audio)) if p]
         try:
             return read_emotion_csv(row.emotion, frames), found
@@ -129,15 +137,53 @@ def build_index(root: Path, split: str, frames: int = FRAMES) -> tuple[list[Inde
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         checked = list(pool.map(check, index))
-    for _, found in checked:
-        problems.extend(found)
-    matrix, found = _check_neighbours(root, split, size)
-    problems.extend(found)
-    if problems:
-        raise DatasetError(problems)
-    emotions = np.stack([e for e, _ in checked])
-    listener_index = layout.listener_positions(size)
-    return index, EmotionCache(list(speakers), emotions, listener_index, matrix)
+    for position, (_, found) in enumerate(checked):
+        per_sample[position].extend(found)
+    matrix, split_problems = _check_neighbours(root, split, size)
+    return list(speakers), index, [e for e, _ in checked], per_sample, matrix, split_problems
+
+
+def build_index(root: Path, split: str, frames: int = FRAMES) -> tuple[list[IndexRow], EmotionCache]:
+    """Resolve and check every file of a split; raise DatasetError listing all problems."""
+    index, cache, _ = build_index_skipping(root, split, frames, "error")
+    return index, cache
+
+
+def build_index_skipping(root: Path, split: str, frames: int = FRAMES, incomplete: str = "error",
+                         ) -> tuple[list[IndexRow], EmotionCache, list[tuple[str, str]]]:
+    """Resolve and check every file of a split: the index, the emotion cache and the skipped samples.
+
+    `incomplete: error` raises DatasetError listing all problems. `skip` drops every dyad (both mirrored
+    samples) with a problem, cuts the neighbour matrix to the kept rows and columns, then also drops the
+    dyads that skipping left without any appropriate listener, and returns each dropped sample with its reason.
+    Problems of the split as a whole (split CSV, neighbour matrix) are always an error.
+    """
+    root = Path(root).resolve()
+    speakers, index, emotions, per_sample, matrix, split_problems = _check_split(root, split, frames)
+    size, half = len(speakers), len(speakers) // 2
+    if split_problems or (incomplete == "error" and any(per_sample)):
+        raise DatasetError([p for found in per_sample for p in found] + split_problems)
+    reasons = {k: "; ".join(per_sample[k] + per_sample[(k + half) % size]) for k in range(size)
+               if per_sample[k] or per_sample[(k + half) % size]}
+    keep = np.array([k not in reasons for k in range(size)])
+    had_listeners = (matrix == 1).any(axis=1)
+    while True:  # a dyad whose appropriate listeners were all dropped cannot be scored either
+        orphans = keep & had_listeners & ~(matrix[:, keep] == 1).any(axis=1)
+        if not orphans.any():
+            break
+        for k in np.flatnonzero(orphans):
+            for j in (k, (k + half) % size):
+                reasons.setdefault(j, "no appropriate listener is left in the neighbour matrix after skipping")
+                keep[j] = False
+    if not keep.any():
+        raise DatasetError([f"{layout.split_csv(root, split)}: every sample was skipped"]
+                           + [p for found in per_sample for p in found])
+    kept = np.flatnonzero(keep)
+    rows = [IndexRow(new, *(getattr(index[k], f) for f in ("speaker", "listener", "video", "audio", "emotion")))
+            for new, k in enumerate(kept)]
+    cache = EmotionCache([speakers[k] for k in kept], np.stack([emotions[k] for k in kept]),
+                         layout.listener_positions(len(kept)), matrix[np.ix_(kept, kept)])
+    return rows, cache, [(speakers[k], reasons[k]) for k in sorted(reasons)]
 
 
 def write_index(index: list[IndexRow], cache: EmotionCache, index_tsv: Path, emotions_h5: Path) -> None:
@@ -156,9 +202,24 @@ def write_index(index: list[IndexRow], cache: EmotionCache, index_tsv: Path, emo
                 writer.writerow([r.position, r.speaker, r.listener, r.video, r.audio, r.emotion])
 
 
-def index_split(root: Path, split: str, index_tsv: Path, emotions_h5: Path, frames: int = FRAMES) -> int:
-    """Build, check and write a split's index; returns the number of mirrored samples."""
-    index, cache = build_index(root, split, frames)
+def write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
+    """`skipped.tsv`: each dropped sample (the speaker clip of a mirrored sample) and why."""
+    with atomic_output(path) as tmp:
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+            writer.writerow(SKIPPED_COLUMNS)
+            writer.writerows(skipped)
+
+
+def index_split(root: Path, split: str, index_tsv: Path, emotions_h5: Path, frames: int = FRAMES,
+                incomplete: str = "error", skipped_tsv: Path | None = None) -> int:
+    """Build, check and write a split's index (and, when skipping, what was skipped); returns the number of
+    mirrored samples."""
+    index, cache, skipped = build_index_skipping(root, split, frames, incomplete)
+    for clip, reason in skipped:
+        log.warning("skipped %s: %s", clip, reason)
+    if skipped_tsv is not None:
+        write_skipped(skipped_tsv, skipped)
     write_index(index, cache, index_tsv, emotions_h5)
     return len(index)
 

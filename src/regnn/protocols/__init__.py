@@ -1,0 +1,91 @@
+"""The challenge protocols a config can choose (`data.protocol`), behind one small interface.
+
+Everything that differs between REACT 2023/2024 and REACT 2025/2026 (MARS) is answered here: how a split is
+indexed and what files that writes, which reactions are appropriate, the frame rate and clip lengths, the
+metric set and how it is scored, and the baselines. The stages (workflow scripts, the CLI) ask
+`get(name)` and call its methods; no stage tests the protocol's name.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from regnn.paths import RESULTS, Results
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODULES = {"react2024": "regnn.protocols.react2024", "react2025": "regnn.protocols.react2025"}
+NAMES = tuple(MODULES)
+DEFAULT = "react2024"
+
+
+class Protocol(abc.ABC):
+    """One challenge protocol. `dataset` arguments map the names of `dataset_outputs` to files."""
+
+    name: str
+    fps: float
+    clip_frames: int | None  # every clip's length, or None when lengths vary per clip
+    metrics: tuple[str, ...]
+    baselines: tuple[str, ...]
+    directions: tuple[str, ...]
+
+    def check_data(self, data: Mapping) -> None:
+        """Raise ValueError for `data` settings this protocol cannot honour."""
+        if data.get("direction", "both") not in self.directions:
+            raise ValueError(f"data.direction {data.get('direction')!r} is not available with protocol "
+                             f"{self.name} (choose {', '.join(self.directions)})")
+
+    @abc.abstractmethod
+    def dataset_outputs(self, split: str, incomplete: str = "error", results: Results = RESULTS) -> dict[str, Path]:
+        """The files `index_split` writes for `split`, by name (`skipped` when `incomplete` is skip); a rule
+        passes `"{split}"` and gets patterns."""
+
+    @abc.abstractmethod
+    def index_split(self, root: Path, split: str, outputs: Mapping[str, Path], data: Mapping) -> int:
+        """Check a split and write `outputs`; returns the number of samples. `data` is the config section."""
+
+    @abc.abstractmethod
+    def clip_lengths(self, dataset: Mapping[str, Path]) -> np.ndarray:
+        """Frames of every sample's input clip, in sample order."""
+
+    @abc.abstractmethod
+    def appropriateness(self, dataset: Mapping[str, Path]) -> list[np.ndarray]:
+        """Per sample, the positions (in the cache's own clip order) of its appropriate real reactions."""
+
+    @abc.abstractmethod
+    def evaluate_run(self, predictions_h5: Path, dataset: Mapping[str, Path], output: Path,
+                     settings: Mapping | None = None, threads: int = 1) -> Mapping[str, float | str]:
+        """The evaluate rule: score one predictions file and write its one-row metrics TSV."""
+
+    @abc.abstractmethod
+    def evaluate_baseline(self, name: str, dataset: Mapping[str, Path], output: Path,
+                          settings: Mapping | None = None, threads: int = 1,
+                          train_dataset: Mapping[str, Path] | None = None) -> Mapping[str, float | str]:
+        """The baseline rule (`train_dataset`: the training split's outputs, for baselines built from it)."""
+
+    @abc.abstractmethod
+    def evaluate_dataset(self, data_dir: Path, pred_dir: Path, split: str, *, settings: Mapping,
+                         threads: int, samples: int = 10, targets: Path | None = None, out: Path | None = None,
+                         direction: str = "both") -> Mapping[str, float | str]:
+        """`regnn evaluate`: a dataset folder in the challenge's layout plus predictions."""
+
+    @abc.abstractmethod
+    def write_metrics(self, path: Path, metrics: Mapping[str, float | str]) -> None:
+        """The one-row metrics TSV, written atomically."""
+
+    @abc.abstractmethod
+    def printed_lines(self, metrics: Mapping[str, float | str]) -> list[str]:
+        """What the official evaluation prints for these metrics."""
+
+
+def get(name: str | None) -> Protocol:
+    """The protocol of a config's `data.protocol` (default react2024); each module exports PROTOCOL."""
+    name = name or DEFAULT
+    if name not in MODULES:
+        raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(NAMES)}")
+    return importlib.import_module(MODULES[name]).PROTOCOL
