@@ -24,7 +24,7 @@ PLACES = {
     "regnn.feature_store": "ground",
     "regnn.face": "ground",
     "regnn.data": "data",
-    "regnn.protocols": "data",
+    "regnn.protocols": "stages",  # dispatches to the dataset and metrics stages
     "regnn.model": "model",
     "regnn.losses": "model",
     "regnn.checkpoints": "model",

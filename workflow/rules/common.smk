@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.current_basedir).parents[1] / "src"))
 
 from regnn.devices import gpus_for
+from regnn import protocols
 from regnn.metrics.settings import resolve_settings
 from regnn.paths import RESULTS
 from regnn.settings import checkpoint_epochs, experiment_files, experiment_settings, resolve_generate_settings
@@ -27,6 +28,13 @@ if not DEMO and not Path(DATA_ROOT).is_dir():
     )
 
 
+# Everything protocol-specific (REACT 2024 or MARS) is answered by this object; no rule tests the name.
+PROTOCOL = protocols.get(config["data"].get("protocol"))
+INCOMPLETE = config["data"].get("incomplete", "error")
+try:
+    PROTOCOL.check_data(config["data"])
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
 TRAIN_SPLIT = config["splits"]["train"]
 CHECKPOINT_EPOCHS = checkpoint_epochs(config["train"])
 GENERATE = resolve_generate_settings(config["generate"])
@@ -35,8 +43,11 @@ if GENERATE_EPOCH not in CHECKPOINT_EPOCHS:
     raise WorkflowError(f"generate.epoch {GENERATE_EPOCH} has no checkpoint; checkpoints: {CHECKPOINT_EPOCHS}")
 EVALUATE = resolve_settings(config["evaluate"])
 # Only the settings that change the numbers: editing figure settings must not rerun hours of FRD.
-METRIC_SETTINGS = {"corrected": EVALUATE["corrected"], "device": EVALUATE["device"]}
+METRIC_SETTINGS = PROTOCOL.metric_settings(EVALUATE)
 BASELINE_NAMES = EVALUATE["baselines"]["names"]
+if set(BASELINE_NAMES) - set(PROTOCOL.baselines):
+    raise WorkflowError(f"evaluate.baselines.names {sorted(set(BASELINE_NAMES) - set(PROTOCOL.baselines))} are not "
+                        f"available with data.protocol {PROTOCOL.name} (choose from {', '.join(PROTOCOL.baselines)})")
 
 
 wildcard_constraints:
@@ -48,6 +59,16 @@ wildcard_constraints:
 def dataset_ready():
     """The synthetic dataset folder when the demo generates it; a real dataset is not a workflow output."""
     return {"root": DATA_ROOT} if DEMO else {}
+
+
+def dataset_files(split):
+    """What index_split writes for a split, by name (index, emotions, and per protocol targets / skipped)."""
+    return {name: str(path) for name, path in PROTOCOL.dataset_outputs(split, INCOMPLETE).items()}
+
+
+def scoring_inputs(split):
+    """The dataset files the metrics read: everything index_split writes but the index itself."""
+    return {name: path for name, path in dataset_files(split).items() if name != "index"}
 
 
 def experiment_inputs(wildcards, split):

@@ -33,8 +33,7 @@ rule index_split:
     input:
         journal=RESULTS.cleanup_journal("{split}"),
     output:
-        index=RESULTS.index("{split}"),
-        emotions=RESULTS.emotions("{split}"),
+        **dataset_files("{split}"),
     params:
         data=config["data"],
     log:

@@ -5,7 +5,7 @@
 rule evaluate:
     input:
         predictions=RESULTS.predictions("{experiment}", "{seed}", "{split}"),
-        emotions=RESULTS.emotions("{split}"),
+        **scoring_inputs("{split}"),
     output:
         RESULTS.run_metrics("{experiment}", "{seed}", "{split}"),
     params:
@@ -25,7 +25,9 @@ rule evaluate:
 
 rule baseline:
     input:
-        emotions=RESULTS.emotions("{split}"),
+        unpack(lambda w: scoring_inputs(w.split)),
+        # the mean-frame baseline is the training split's mean listener frame
+        train=lambda w: [RESULTS.emotions(TRAIN_SPLIT)] if w.name == "mean_frame" else [],
     output:
         RESULTS.baseline_metrics("{name}", "{split}"),
     params:
@@ -52,6 +54,8 @@ rule summarize:
         baselines=lambda w: list(summary_inputs(w.split)["baselines"].values()),
         predictions=lambda w: list(summary_inputs(w.split)["predictions"].values()),
         emotions=RESULTS.emotions("{split}"),
+        # data.incomplete: skip -> the table says it was computed on a reduced split
+        skipped=lambda w: [p for name, p in dataset_files(w.split).items() if name == "skipped"],
     output:
         table=report(RESULTS.metrics_table("{split}"), caption="../report/metrics.rst", category="Metrics"),
         latex=RESULTS.metrics_latex("{split}"),

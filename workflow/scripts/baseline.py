@@ -1,13 +1,15 @@
 from pathlib import Path
 
+from regnn import protocols
 from regnn.logs import log_to
-from regnn.metrics.baselines import evaluate_baseline
 
 with log_to(snakemake.log[0]):
-    evaluate_baseline(
+    train = snakemake.input.train
+    protocols.get(snakemake.config["data"].get("protocol")).evaluate_baseline(
         name=snakemake.wildcards.name,
-        emotions_h5=Path(snakemake.input.emotions),
+        dataset={name: Path(path) for name, path in snakemake.input.items() if name != "train"},
         output=Path(snakemake.output[0]),
         settings=snakemake.params.settings,
         threads=snakemake.threads,
+        train_dataset={"emotions": Path(train[0])} if train else None,
     )

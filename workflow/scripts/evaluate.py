@@ -1,12 +1,12 @@
 from pathlib import Path
 
+from regnn import protocols
 from regnn.logs import log_to
-from regnn.metrics.evaluate import evaluate_run
 
 with log_to(snakemake.log[0]):
-    evaluate_run(
+    protocols.get(snakemake.config["data"].get("protocol")).evaluate_run(
         predictions_h5=Path(snakemake.input.predictions),
-        emotions_h5=Path(snakemake.input.emotions),
+        dataset={name: Path(path) for name, path in snakemake.input.items() if name != "predictions"},
         output=Path(snakemake.output[0]),
         settings=snakemake.params.settings,
         threads=snakemake.threads,

@@ -1,8 +1,11 @@
-from regnn.data.index import index_split
+from pathlib import Path
+
+from regnn import protocols
 from regnn.logs import log_to
 
 with log_to(snakemake.log[0]) as log:
     data = snakemake.params.data
-    n = index_split(data["root"], snakemake.wildcards.split, snakemake.output.index, snakemake.output.emotions,
-                    frames=data.get("frames", 750))
-    log.info("indexed %d mirrored samples of %s", n, snakemake.wildcards.split)
+    protocol = protocols.get(data.get("protocol"))
+    outputs = {name: Path(path) for name, path in snakemake.output.items()}
+    n = protocol.index_split(data["root"], snakemake.wildcards.split, outputs, data)
+    log.info("indexed %d samples of %s (%s)", n, snakemake.wildcards.split, protocol.name)

@@ -16,4 +16,5 @@ with log_to(snakemake.log[0]):
                    for e, figure in snakemake.params.reaction_figures.items()},
         emotions_h5=Path(snakemake.input.emotions),
         settings=snakemake.params.settings,
+        skipped=Path(snakemake.input.skipped[0]) if snakemake.input.skipped else None,
     )

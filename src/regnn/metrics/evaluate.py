@@ -168,12 +168,17 @@ def write_metrics(path: Path, metrics: Mapping[str, float]) -> None:
             writer.writerow([repr(float(metrics[c])) for c in columns])
 
 
-def read_metrics(path: Path) -> dict[str, float]:
+def read_metrics(path: Path) -> dict[str, float | str]:
+    """A one-row metrics TSV of either protocol (react2024: METRICS; react2025: `mars.METRICS` and the
+    resampling used, kept as text)."""
+    from regnn.metrics.mars import METRICS as MARS_METRICS
+
     with Path(path).open(newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
-    if len(rows) != 1 or any(m not in rows[0] for m in METRICS):
-        raise ValueError(f"{path}: expected one row with columns {', '.join(METRICS)}")
-    return {k: float(v) for k, v in rows[0].items()}
+    if len(rows) != 1 or not any(all(m in rows[0] for m in names) for names in (METRICS, MARS_METRICS)):
+        raise ValueError(f"{path}: expected one row with the columns {', '.join(METRICS)} (react2024) or "
+                         f"{', '.join(MARS_METRICS)} (react2025)")
+    return {k: v if k == "resampling" else float(v) for k, v in rows[0].items()}
 
 
 def official_lines(metrics: Mapping[str, float], model_name: str = "model_name") -> list[str]:

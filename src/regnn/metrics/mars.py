@@ -6,8 +6,8 @@ set (each target resampled to L, see below) and its own facial attributes:
 - FRC: sum over the S predictions of the max over targets of CCC (2024's CCC: mean over 25 dims, a constant
   dim's NaN correlation counts 0, +1e-8); the split's value is the mean over clips (range up to S).
 - FRD: sum over predictions of the min over targets of DTW(0:15)/15 + DTW(15:17) + DTW(17:25)/8 on the full
-  clip, no truncation; mean over clips. DTW through `regnn.metrics.dtw` (one call per clip: its pairs share
-  a length, so they fill the CPU kernel's SIMD lanes).
+  clip, no truncation; mean over clips. DTW through `regnn.metrics.dtw.frd_distances` (O(L) memory; a
+  batch of clips per call, their pairs sorted by length into the CPU kernel's SIMD lanes).
 - TLCC: sample 0 only, against the speaker's attributes, lags -49..49 (the official `fps=25, seconds=2`
   even at 30 fps), with the official NaN quirk (a constant dim over an overlap gives offset 49); mean over clips.
 - S-MSE: sum_ij |p_i - p_j|^2 / (S (S-1) L 25) with the clip's own L, then the mean over clips.
@@ -25,14 +25,14 @@ of `AutoencoderResampler` does that here, else `interpolate` below. The metrics 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from regnn.metrics import react
+from regnn.metrics import dtw, react
 from regnn.metrics.react import MetricInputError
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class AutoencoderResampler:
             return np.asarray(target, dtype=np.float32)
         with torch.no_grad():
             out = self.module(torch.as_tensor(target, dtype=torch.float32)[None], int(length))
-        if tuple(out.shape) != (1, length, react.dtw.DIMS):
+        if tuple(out.shape) != (1, length, dtw.DIMS):
             raise MetricInputError(f"{self.path}: returned shape {tuple(out.shape)}, expected (1, {length}, 25)")
         out = out[0].double()
         out[:, AU_DIMS] = (torch.sigmoid(out[:, AU_DIMS]) >= 0.5).double()
@@ -115,9 +115,9 @@ class ClipInput:
 
 def check_clip(clip: ClipInput) -> None:
     pred, speaker = clip.pred, clip.speaker
-    if pred.ndim != 3 or pred.shape[2] != react.dtw.DIMS or pred.shape[0] < 1:
+    if pred.ndim != 3 or pred.shape[2] != dtw.DIMS or pred.shape[0] < 1:
         raise MetricInputError(f"clip {clip.key!r}: predictions have shape {pred.shape}, expected "
-                               f"(samples, frames, {react.dtw.DIMS})")
+                               f"(samples, frames, {dtw.DIMS})")
     if speaker.shape != pred.shape[1:]:
         raise MetricInputError(f"clip {clip.key!r}: predictions have {pred.shape[1]} frames but the clip has "
                                f"{len(speaker)} (predictions must have the speaker clip's length)")
@@ -130,19 +130,32 @@ def check_clip(clip: ClipInput) -> None:
         raise MetricInputError(f"clip {clip.key!r}: predictions have NaN or infinite values")
 
 
-def score_clip(clip: ClipInput, resample: Callable[[np.ndarray, int], np.ndarray] = interpolate,
-               device: str = "cpu", threads: int = 1) -> dict[str, float]:
-    """One clip's contribution: FRC and FRD sums, TLCC offset, S-MSE, FRVar, MAE sum and pair count."""
+def _aligned(clip: ClipInput, resample: Callable[[np.ndarray, int], np.ndarray]) -> ClipInput:
+    """The clip checked, its predictions float32, its targets resampled to its length."""
     check_clip(clip)
     pred = np.ascontiguousarray(clip.pred, dtype=np.float32)
-    length = pred.shape[1]
-    targets = np.stack([resample(t, length) for t in clip.targets]).astype(np.float32)
+    targets = [np.ascontiguousarray(resample(t, pred.shape[1]), dtype=np.float32) for t in clip.targets]
+    return ClipInput(clip.key, pred, np.asarray(clip.speaker, dtype=np.float32), targets)
+
+
+def _frd_sums(clips: Sequence[ClipInput], device: str, threads: int) -> list[float]:
+    """Per clip, the sum over its predictions of the min over its targets of FRD's weighted DTW: one
+    `dtw.frd_distances` call for a batch of clips, so the kernel sorts all their pairs into SIMD lanes."""
+    preds = [p for c in clips for p in c.pred]
+    targets = [c.targets for c in clips for _ in c.pred]
+    best = np.array([d.min() for d in dtw.frd_distances(preds, targets, device=device, threads=threads)])
+    bounds = np.cumsum([0] + [len(c.pred) for c in clips])
+    return [float(best[lo:hi].sum()) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _other_scores(clip: ClipInput, device: str) -> dict[str, float]:
+    targets = np.stack(clip.targets)
+    pred = clip.pred
     every = np.ones((1, len(targets)), dtype=np.uint8)
     diff = np.abs(pred[:, None, :, MAE_DIMS].astype(np.float64) - targets[None, :, :, MAE_DIMS])
     return {
         "FRC": react.frc(pred[None], targets, every, device=device),
-        "FRD": react.frd(pred[None], targets, every, device=device, threads=threads),
-        "TLCC": react.tlcc(pred[None, :1], clip.speaker[None].astype(np.float32)),
+        "TLCC": react.tlcc(pred[None, :1], clip.speaker[None]),
         "S-MSE": react.s_mse(pred[None]),
         "FRVar": react.fr_var(pred[None]),
         "MAE_sum": float(diff.mean(axis=(2, 3)).sum()),
@@ -150,9 +163,39 @@ def score_clip(clip: ClipInput, resample: Callable[[np.ndarray, int], np.ndarray
     }
 
 
-def compute_metrics(clips: Iterator[ClipInput] | Sequence[ClipInput], settings: Mapping | None = None,
+def score_clips(clips: Sequence[ClipInput], resample: Callable[[np.ndarray, int], np.ndarray] = interpolate,
+                device: str = "cpu", threads: int = 1) -> list[dict[str, float]]:
+    """Each clip's contribution: FRC and FRD sums, TLCC offset, S-MSE, FRVar, MAE sum and pair count."""
+    aligned = [_aligned(c, resample) for c in clips]
+    return [{**_other_scores(c, device), "FRD": f} for c, f in zip(aligned, _frd_sums(aligned, device, threads))]
+
+
+def score_clip(clip: ClipInput, resample: Callable[[np.ndarray, int], np.ndarray] = interpolate,
+               device: str = "cpu", threads: int = 1) -> dict[str, float]:
+    return score_clips([clip], resample, device, threads)[0]
+
+
+BATCH_VALUES = 32_000_000
+"""Prediction values (samples x frames x 25) scored together: ~128 MB of float32, which is 13 clips of
+10 x 10,000 frames; larger batches only fill the DTW kernel's lanes a little better."""
+
+
+def _batches(clips: Iterable[ClipInput]) -> Iterator[list[ClipInput]]:
+    batch: list[ClipInput] = []
+    size = 0
+    for clip in clips:
+        batch.append(clip)
+        size += clip.pred.size
+        if size >= BATCH_VALUES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def compute_metrics(clips: Iterable[ClipInput], settings: Mapping | None = None,
                     device: str = "cpu", threads: int = 1) -> dict[str, float | str]:
-    """The 2025/2026 metric set over a split, clip by clip (memory: one clip's predictions and targets).
+    """The 2025/2026 metric set over a split, in batches of clips (memory: about BATCH_VALUES floats).
 
     `settings` is the `resampling` part of the evaluate section. The result also names the resampling.
     """
@@ -160,10 +203,11 @@ def compute_metrics(clips: Iterator[ClipInput] | Sequence[ClipInput], settings: 
     totals = dict.fromkeys(("FRC", "FRD", "TLCC", "S-MSE", "FRVar", "MAE_sum", "MAE_pairs"), 0.0)
     count = 0
     with react._single_torch_thread():
-        for clip in clips:
-            for key, value in score_clip(clip, resample, device, threads).items():
-                totals[key] += value
-            count += 1
+        for batch in _batches(clips):
+            for scores in score_clips(batch, resample, device, threads):
+                for key, value in scores.items():
+                    totals[key] += value
+                count += 1
     if count == 0:
         raise MetricInputError("no clip to score")
     out: dict[str, float | str] = {m: totals[m] / count for m in ("FRC", "FRD", "TLCC", "S-MSE", "FRVar")}

@@ -28,10 +28,10 @@ from regnn.data.layout import EMOTION_DIMS
 from regnn.io import atomic_output, decode_strings
 from regnn.metrics import mars as metrics
 from regnn.metrics.react import MetricInputError
+from regnn.metrics.settings import MARS_BASELINES
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("ground_truth", "random", "mime", "mean_frame")
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,8 @@ def baseline(name: str, data: MarsSet, samples: int = 10, seed: int = 0, mean_fr
     """Predictions of one baseline, per clip: ground truth (the paired target at the clip's length, by the
     same resampling as the metrics), random (uniform [0, 1), seeded per clip), mime (the speaker's own
     attributes) and mean_frame (the mean partner frame of the training split, from the 2026 baselines)."""
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
+    if name not in MARS_BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(MARS_BASELINES)}")
     if name == "mean_frame" and mean_frame is None:
         raise ValueError("the mean_frame baseline needs the training split's mean frame")
 

@@ -24,10 +24,12 @@ from regnn.data.layout import EMOTION_COLUMNS, FPS  # noqa: E402
 from regnn.io import atomic_output  # noqa: E402
 from regnn.metrics.evaluate import read_metrics  # noqa: E402
 from regnn.metrics.settings import DEFAULTS  # noqa: E402
+from regnn.metrics import mars, react  # noqa: E402
 from regnn.settings import resolve  # noqa: E402
-from regnn.metrics.react import CORRECTED, METRICS  # noqa: E402
 
-DECIMALS = {"FRC": 2, "FRD": 2, "S-MSE": 4, "FRVar": 4, "FRDvs": 4, "TLCC": 2, "TLCC_corrected": 2}
+ALL_METRICS = tuple(dict.fromkeys((*react.METRICS, *mars.METRICS, *react.CORRECTED)))
+"""Every column either protocol's metrics TSV can hold; a table shows those its rows have."""
+DECIMALS = {"FRC": 2, "FRD": 2, "S-MSE": 4, "FRVar": 4, "FRDvs": 4, "TLCC": 2, "TLCC_corrected": 2, "MAE": 4}
 """As the official LaTeX line prints them."""
 LOWER_IS_BETTER = {"FRD", "TLCC", "TLCC_corrected"}
 FIGURE_ATTRIBUTES = ("valence", "arousal", "AU12", "AU25")
@@ -38,8 +40,10 @@ def summarize_rows(runs: Mapping[str, Sequence[Path]], baselines: Mapping[str, P
     rows = []
     for name, paths in runs.items():
         values = [read_metrics(p) for p in paths]
-        columns = [c for c in (*METRICS, *CORRECTED) if all(c in v for v in values)]
+        columns = [c for c in ALL_METRICS if all(c in v for v in values)]
         row: dict = {"method": name, "type": "experiment", "runs": len(values)}
+        if len({v.get("resampling") for v in values}) == 1 and "resampling" in values[0]:
+            row["resampling"] = values[0]["resampling"]
         for c in columns:
             x = np.array([v[c] for v in values])
             row[c] = float(x.mean())
@@ -52,8 +56,9 @@ def summarize_rows(runs: Mapping[str, Sequence[Path]], baselines: Mapping[str, P
 
 
 def _columns(rows: Sequence[dict]) -> list[str]:
-    metrics = [c for c in (*METRICS, *CORRECTED) if any(c in r for r in rows)]
-    return ["method", "type", "runs"] + [x for c in metrics for x in (c, f"{c}_std")]
+    metrics = [c for c in ALL_METRICS if any(c in r for r in rows)]
+    extra = [c for c in ("resampling", "note") if any(c in r for r in rows)]
+    return ["method", "type", "runs"] + [x for c in metrics for x in (c, f"{c}_std")] + extra
 
 
 def write_table(rows: Sequence[dict], path: Path) -> None:
@@ -75,13 +80,14 @@ def _latex_escape(text: str) -> str:
     return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
 
 
-def write_latex(rows: Sequence[dict], path: Path, split: str) -> None:
+def write_latex(rows: Sequence[dict], path: Path, split: str, note: str = "") -> None:
     """A booktabs table; experiments as mean ± std over seeds, with the official decimals."""
-    metrics = [c for c in (*METRICS, *CORRECTED) if any(c in r for r in rows)]
+    metrics = [c for c in ALL_METRICS if any(c in r for r in rows)]
     arrows = {c: (r"$\downarrow$" if c in LOWER_IS_BETTER else r"$\uparrow$") for c in metrics}
     lines = [
         r"\begin{table}[t]", r"\centering",
-        rf"\caption{{REACT metrics on the {_latex_escape(split)} split (experiments: mean $\pm$ std over seeds).}}",
+        rf"\caption{{REACT metrics on the {_latex_escape(split)} split (experiments: mean $\pm$ std over seeds)."
+        + (f" {_latex_escape(note)}." if note else "") + "}",
         r"\begin{tabular}{l" + "r" * len(metrics) + "}", r"\toprule",
         "Method & " + " & ".join(f"{_latex_escape(c)} {arrows[c]}" for c in metrics) + r" \\", r"\midrule",
     ]
@@ -110,7 +116,7 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 def plot_methods(rows: Sequence[dict], path: Path) -> None:
     """One bar chart per metric, every method side by side (error bars: std over seeds)."""
-    metrics = [c for c in (*METRICS, *CORRECTED) if any(c in r for r in rows)]
+    metrics = [c for c in ALL_METRICS if any(c in r for r in rows)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 3.2), squeeze=False)
     names = [str(r["method"]) for r in rows]
     colours = ["tab:blue" if r["type"] == "experiment" else "tab:gray" for r in rows]
@@ -154,15 +160,28 @@ def plot_reactions(predictions_h5: Path, emotions_h5: Path, path: Path, clips: i
     _save(fig, path)
 
 
+def reduced_split_note(skipped: Path | None) -> str:
+    """'computed on a reduced split ...' when `data.incomplete: skip` dropped samples, else ''."""
+    if skipped is None:
+        return ""
+    with Path(skipped).open(newline="") as f:
+        dropped = sum(1 for row in list(csv.reader(f, delimiter="\t"))[1:] if row and row[0])
+    return f"computed on a reduced split: {dropped} sample(s) skipped, see {skipped}" if dropped else ""
+
+
 def summarize(split: str, runs: Mapping[str, Sequence[Path]], baselines: Mapping[str, Path], table: Path,
               latex: Path, methods_figure: Path, reactions: Mapping[str, tuple[Path, Path]], emotions_h5: Path,
-              settings: Mapping | None = None) -> list[dict]:
+              settings: Mapping | None = None, skipped: Path | None = None) -> list[dict]:
     """The `summarize` rule. `reactions` maps experiment -> (its predictions HDF5, the figure to write);
-    `settings` is the `summary` part of the config's `evaluate` section."""
+    `settings` is the `summary` part of the config's `evaluate` section; `skipped` is the split's
+    skipped.tsv under `data.incomplete: skip` (every row then carries the reduced-split note)."""
     s = resolve(DEFAULTS["summary"], settings, "evaluate.summary")
     rows = summarize_rows(runs, baselines)
+    note = reduced_split_note(skipped)
+    if note:
+        rows = [{**r, "note": note} for r in rows]
     write_table(rows, table)
-    write_latex(rows, latex, split)
+    write_latex(rows, latex, split, note)
     plot_methods(rows, methods_figure)
     for experiment, (predictions, figure) in reactions.items():
         plot_reactions(predictions, emotions_h5, figure, int(s["figure_clips"]), title=f"{experiment} ({split})")

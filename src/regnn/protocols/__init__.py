@@ -41,6 +41,11 @@ class Protocol(abc.ABC):
                              f"{self.name} (choose {', '.join(self.directions)})")
 
     @abc.abstractmethod
+    def metric_settings(self, evaluate: Mapping) -> dict:
+        """The part of a resolved `evaluate` section that changes this protocol's numbers (a rule's params:
+        editing anything else must not rerun the metrics)."""
+
+    @abc.abstractmethod
     def dataset_outputs(self, split: str, incomplete: str = "error", results: Results = RESULTS) -> dict[str, Path]:
         """The files `index_split` writes for `split`, by name (`skipped` when `incomplete` is skip); a rule
         passes `"{split}"` and gets patterns."""

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from regnn.metrics.settings import BASELINES
 from regnn.paths import RESULTS, Results
 from regnn.protocols import Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class React2024(Protocol):
@@ -26,8 +29,11 @@ class React2024(Protocol):
 
         return METRICS
 
-    baselines = ("ground_truth", "random", "mime")
+    baselines = BASELINES
     directions = ("both",)  # the mirrored 2N convention: every dyad is scored in both directions
+
+    def metric_settings(self, evaluate: Mapping) -> dict:
+        return {"corrected": evaluate["corrected"], "device": evaluate["device"]}
 
     def dataset_outputs(self, split: str, incomplete: str = "error", results: Results = RESULTS) -> dict[str, Path]:
         out = {"index": results.index(split), "emotions": results.emotions(split)}
@@ -41,12 +47,16 @@ class React2024(Protocol):
                            incomplete=data.get("incomplete", "error"), skipped_tsv=outputs.get("skipped"))
 
     def clip_lengths(self, dataset: Mapping[str, Path]) -> np.ndarray:
+        import numpy as np
+
         from regnn.data.index import load_emotions
 
         cache = load_emotions(dataset["emotions"])
         return np.full(len(cache.clips), cache.emotions.shape[1], dtype=np.int64)
 
     def appropriateness(self, dataset: Mapping[str, Path]) -> list[np.ndarray]:
+        import numpy as np
+
         from regnn.data.index import load_emotions
 
         return [np.flatnonzero(row == 1) for row in load_emotions(dataset["emotions"]).neighbours]

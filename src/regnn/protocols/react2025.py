@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from regnn.metrics.settings import MARS_BASELINES
 from regnn.paths import RESULTS, Results
 from regnn.protocols import Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class React2025(Protocol):
@@ -26,8 +29,11 @@ class React2025(Protocol):
 
         return METRICS
 
-    baselines = ("ground_truth", "random", "mime", "mean_frame")
+    baselines = MARS_BASELINES
     directions = ("both", "speaker_to_listener")
+
+    def metric_settings(self, evaluate: Mapping) -> dict:
+        return {"device": evaluate["device"], "resampling": evaluate["resampling"]}
 
     def dataset_outputs(self, split: str, incomplete: str = "error", results: Results = RESULTS) -> dict[str, Path]:
         out = {"index": results.index(split), "emotions": results.emotions(split), "targets": results.targets(split)}
@@ -43,6 +49,8 @@ class React2025(Protocol):
                                 tolerance=data.get("length_tolerance", mars.LENGTH_TOLERANCE))
 
     def clip_lengths(self, dataset: Mapping[str, Path]) -> np.ndarray:
+        import numpy as np
+
         from regnn.data import mars
 
         cache = mars.load_cache(dataset["emotions"])
@@ -50,6 +58,8 @@ class React2025(Protocol):
 
     def appropriateness(self, dataset: Mapping[str, Path]) -> list[np.ndarray]:
         """The session rule: every clip of the partner's role in the sample's session."""
+        import numpy as np
+
         from regnn.data import mars
 
         cache = mars.load_cache(dataset["emotions"])
