@@ -59,7 +59,8 @@ def test_react2024_skip_drops_whole_dyads_and_cuts_the_matrix(tiny_dataset: Path
     half = len(rows)
     skipped = [r.split("\t") for r in (tmp_path / "skipped.tsv").read_text().splitlines()]
     assert skipped[0] == ["clip", "reason"]
-    assert [r[0] for r in skipped[1:]] == [rows[0][0], rows[0][1]] and all("audio is missing" in r[1] for r in skipped[1:])
+    assert [r[0] for r in skipped[1:]] == [rows[0][0], rows[0][1]]
+    assert all("audio is missing" in r[1] for r in skipped[1:])
     cache = load_emotions(tmp_path / "emotions.h5")
     keep = [k for k in range(2 * half) if k % half != 0]
     assert n == len(keep) and cache.clips == [layout.mirrored(rows)[0][k] for k in keep]

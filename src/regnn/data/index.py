@@ -106,9 +106,8 @@ def _check_neighbours(root: Path, split: str, size: int) -> tuple[np.ndarray | N
     return matrix.astype(np.uint8), []
 
 
-def _check_split(root: Path, split: str, frames: int
-                 ) -> tuple[list[str], list[IndexRow | None], list[np.ndarray | None], list[list[str]], np.ndarray | None,
-                            list[str]]:
+def _check_split(root: Path, split: str, frames: int) -> tuple[
+        list[str], list[IndexRow | None], list[np.ndarray | None], list[list[str]], np.ndarray | None, list[str]]:
     """Every mirrored sample checked: speakers, rows (None if unresolvable), emotions, problems per sample,
     the neighbour matrix and the split-wide problems."""
     rows = layout.read_split(root, split)

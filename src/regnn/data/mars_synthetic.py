@@ -70,7 +70,8 @@ def _write_mp4(path: Path, attributes: np.ndarray, size: int) -> None:
         stream = container.add_stream("libx264", rate=int(mars.FPS))
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "30", "preset": "ultrafast", "threads": "1"}
+        # one thread, no mb-tree: byte-identical files whatever the heap holds (see regnn.data.synthetic)
+        stream.options = {"crf": "30", "preset": "ultrafast", "threads": "1", "x264-params": "mbtree=0"}
         for row in attributes:
             rgb = np.array([0.5 + 0.4 * row[15], 0.5 + 0.4 * row[16], 0.2 + 0.6 * row[11]])
             image = np.broadcast_to((np.clip(rgb, 0, 1) * 255).astype(np.uint8), (size, size, 3))
