@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from regnn.metrics import dtw, react
 from regnn.metrics.react import MetricInputError
@@ -76,6 +75,8 @@ class AutoencoderResampler:
     """
 
     def __init__(self, path: Path):
+        import torch  # only for a configured checkpoint
+
         self.path = Path(path)
         try:
             self.module = torch.jit.load(str(self.path), map_location="cpu").eval()
@@ -83,6 +84,8 @@ class AutoencoderResampler:
             raise MetricInputError(f"{self.path}: not a TorchScript resampling model ({err})") from None
 
     def __call__(self, target: np.ndarray, length: int) -> np.ndarray:
+        import torch
+
         if len(target) == length:
             return np.asarray(target, dtype=np.float32)
         with torch.no_grad():
@@ -148,13 +151,13 @@ def _frd_sums(clips: Sequence[ClipInput], device: str, threads: int) -> list[flo
     return [float(best[lo:hi].sum()) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
-def _other_scores(clip: ClipInput, device: str) -> dict[str, float]:
+def _other_scores(clip: ClipInput) -> dict[str, float]:
     targets = np.stack(clip.targets)
     pred = clip.pred
     every = np.ones((1, len(targets)), dtype=np.uint8)
     diff = np.abs(pred[:, None, :, MAE_DIMS].astype(np.float64) - targets[None, :, :, MAE_DIMS])
     return {
-        "FRC": react.frc(pred[None], targets, every, device=device),
+        "FRC": react.frc(pred[None], targets, every),
         "TLCC": react.tlcc(pred[None, :1], clip.speaker[None]),
         "S-MSE": react.s_mse(pred[None]),
         "FRVar": react.fr_var(pred[None]),
@@ -167,7 +170,7 @@ def score_clips(clips: Sequence[ClipInput], resample: Callable[[np.ndarray, int]
                 device: str = "cpu", threads: int = 1) -> list[dict[str, float]]:
     """Each clip's contribution: FRC and FRD sums, TLCC offset, S-MSE, FRVar, MAE sum and pair count."""
     aligned = [_aligned(c, resample) for c in clips]
-    return [{**_other_scores(c, device), "FRD": f} for c, f in zip(aligned, _frd_sums(aligned, device, threads))]
+    return [{**_other_scores(c), "FRD": f} for c, f in zip(aligned, _frd_sums(aligned, device, threads))]
 
 
 def score_clip(clip: ClipInput, resample: Callable[[np.ndarray, int], np.ndarray] = interpolate,
@@ -202,12 +205,11 @@ def compute_metrics(clips: Iterable[ClipInput], settings: Mapping | None = None,
     resample, name = resampler(settings)
     totals = dict.fromkeys(("FRC", "FRD", "TLCC", "S-MSE", "FRVar", "MAE_sum", "MAE_pairs"), 0.0)
     count = 0
-    with react._single_torch_thread():
-        for batch in _batches(clips):
-            for scores in score_clips(batch, resample, device, threads):
-                for key, value in scores.items():
-                    totals[key] += value
-                count += 1
+    for batch in _batches(clips):
+        for scores in score_clips(batch, resample, device, threads):
+            for key, value in scores.items():
+                totals[key] += value
+            count += 1
     if count == 0:
         raise MetricInputError("no clip to score")
     out: dict[str, float | str] = {m: totals[m] / count for m in ("FRC", "FRD", "TLCC", "S-MSE", "FRVar")}

@@ -19,9 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
-import torch
 
 from regnn.data import mars
 from regnn.data.layout import EMOTION_DIMS
@@ -29,6 +27,7 @@ from regnn.io import atomic_output, decode_strings
 from regnn.metrics import mars as metrics
 from regnn.metrics.react import MetricInputError
 from regnn.metrics.settings import MARS_BASELINES
+from regnn.metrics.tensor_file import load_tensor_file
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +78,11 @@ def pipeline_set(emotions_h5: Path, targets_tsv: Path) -> MarsSet:
 
 def _load_result(path: Path, key: str, frames: int) -> np.ndarray:
     try:
-        if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        else:
-            value = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(value, torch.Tensor):
-                raise MetricInputError(f"clip {key!r}: {path} holds a {type(value).__name__}, expected a tensor")
-            array = value.detach().float().numpy()
-    except MetricInputError:
-        raise
-    except Exception as err:  # numpy and torch raise many types for corrupt files
+        array = np.load(path, allow_pickle=False) if path.suffix == ".npy" else load_tensor_file(path)
+    except Exception as err:  # numpy, zipfile, pickle and torch raise many types for corrupt files
         raise MetricInputError(f"clip {key!r}: prediction file {path} is unreadable ({err})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
+        raise MetricInputError(f"clip {key!r}: {path} holds a {type(array).__name__}, expected a tensor")
     while array.ndim > 2 and array.shape[0] == 1:
         array = array[0]
     if array.shape != (frames, EMOTION_DIMS):
@@ -127,6 +120,8 @@ class H5Predictions:
     """Our variable-length predictions HDF5 (see the module docstring)."""
 
     def __init__(self, path: Path, samples: Sequence[str]):
+        import h5py
+
         self.path = Path(path)
         if not self.path.is_file():
             raise MetricInputError(f"{self.path}: predictions file is missing")
@@ -152,6 +147,8 @@ class H5Predictions:
         if hi - lo != frames:
             raise MetricInputError(f"clip {key!r}: {self.path} holds {hi - lo} frames, expected {frames} "
                                    "(the speaker clip's length)")
+        import h5py
+
         with h5py.File(self.path, "r") as f:
             return np.ascontiguousarray(f["predictions"][lo:hi].transpose(1, 0, 2), dtype=np.float32)
 
