@@ -201,3 +201,9 @@ def test_cli_index_for_mars(mars_root: Path, tmp_path: Path, capsys: pytest.Capt
     assert {p.name for p in out.iterdir()} == {"index.tsv", "emotions.h5", "targets.tsv", "skipped.tsv"}
     assert (out / "skipped.tsv").read_text() == "clip\treason\n"
     assert "react2025" in capsys.readouterr().out
+
+
+def test_cli_demo_data_writes_mars(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["demo-data", str(tmp_path / "m"), "--protocol", "react2025", "--seed", "1"]) == 0
+    assert "MARS" in capsys.readouterr().out
+    assert mars.build_index(tmp_path / "m", "val").samples
