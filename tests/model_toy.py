@@ -65,7 +65,7 @@ TINY_MODEL = {
 
 
 def tiny_train(**overrides) -> dict:
-    settings = {"epochs": 4, "batches_per_epoch": 3, "batch_size": 16, "checkpoint_every": 2, "lr": 5e-3,
-                "milestones": [100], "device": "cpu"}
+    settings = {"epochs": 4, "batches_per_epoch": 3, "batch_size": 16, "checkpoint_every": 2, "checkpoint_offset": 0,
+                "lr": 5e-3, "milestones": [100], "device": "cpu"}
     settings.update(overrides)
     return settings

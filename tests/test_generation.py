@@ -66,7 +66,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_generated_reactions_beat_random_on_frc(trained):
     out = trained["root"] / "pred.h5"
     checkpoint = select_checkpoint(trained["checkpoints"], None)
-    assert checkpoint.name == "epoch-006.pt"
+    assert checkpoint.name == "after-006-epochs.pt"
     generate(checkpoint, trained["emotions"], trained["video"], trained["audio"],
              {"samples": 3, "batch_clips": 5, "device": "cpu"}, 7, out, threads=1)
     with h5py.File(out) as f:

@@ -26,7 +26,7 @@ def test_the_modules_the_rules_import_need_only_the_standard_library() -> None:
 
 def test_the_layout_gives_snakemake_patterns_and_real_paths_from_the_same_call() -> None:
     assert str(RESULTS.checkpoint("{experiment}", "{seed}", 5)) == \
-        "results/experiments/{experiment}/seed-{seed}/checkpoints/epoch-005.pt"
+        "results/experiments/{experiment}/seed-{seed}/checkpoints/after-005-epochs.pt"
     layout = Results(Path("/tmp/r"))
     assert layout.feature_shards("vggish", "val", 2) == [Path("/tmp/r/features/vggish/val/shard-0.h5"),
                                                          Path("/tmp/r/features/vggish/val/shard-1.h5")]
@@ -34,4 +34,4 @@ def test_the_layout_gives_snakemake_patterns_and_real_paths_from_the_same_call()
     assert layout.log("extract", "vggish", "val", "shard-1") == Path("/tmp/r/logs/extract/vggish/val/shard-1.log")
     assert layout.predictions("regnn", 2, "test").relative_to(layout.experiment_dir("regnn", 2)) == \
         Path("predictions/test.h5")
-    assert checkpoint_name(100) == "epoch-100.pt"
+    assert checkpoint_name(96) == "after-096-epochs.pt"  # the reference's mhp-epoch95

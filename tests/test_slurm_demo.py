@@ -27,7 +27,7 @@ def _config() -> dict:
     config = demo_config(seeds=[1])
     config["experiments"] = {"regnn": config["experiments"]["regnn"]}
     config["splits"]["evaluate"] = ["test"]
-    config["train"].update(epochs=3, batches_per_epoch=12, checkpoint_every=1, device="auto")  # asks for a GPU
+    config["train"].update(epochs=3, batches_per_epoch=12, checkpoint_every=1, checkpoint_offset=0, device="auto")  # asks for a GPU
     return config
 
 

@@ -86,8 +86,7 @@ def test_schedule_and_checkpoint_epochs():
     assert learning_rate(paper, 8) == pytest.approx(1e-4) and learning_rate(paper, 9) == pytest.approx(1e-5)
     warm = resolve_train_settings({"warmup_epochs": 2})
     assert learning_rate(warm, 0) == pytest.approx(1e-6) and learning_rate(warm, 2) == pytest.approx(1e-4)
-    assert checkpoint_epochs({}) == list(range(5, 101, 5))
-    assert checkpoint_epochs({"epochs": 7, "checkpoint_every": 3}) == [3, 6, 7]
+    assert checkpoint_epochs({"epochs": 7, "checkpoint_every": 3, "checkpoint_offset": 0}) == [3, 6, 7]
 
 
 def test_config_experiments_resolve_and_validate():
@@ -107,14 +106,14 @@ def test_config_experiments_resolve_and_validate():
 
 def test_training_lowers_loss_and_checkpoints_on_schedule(toy, tmp_path):
     out = _run(toy, tmp_path / "run")["dir"]
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-002.pt", "epoch-004.pt"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["after-002-epochs.pt", "after-004-epochs.pt"]
     assert not (out / ".resume").exists()  # cleaned up after success; the checkpoints keep their data
     with (out / "train.tsv").open() as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
     assert rows[0]["threshold"] and float(rows[0]["threshold"]) == pytest.approx(float(rows[0]["best_mse"]) / 3)
-    state = load_checkpoint(out / "checkpoints" / "epoch-002.pt")  # weights_only=True
+    state = load_checkpoint(out / "checkpoints" / "after-002-epochs.pt")  # weights_only=True
     assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "settings", "dims"}
     assert state["settings"]["model"]["gnn"]["width"] == 16 and state["dims"] == {"video": 12, "audio": 6}
     assert any((out / "tensorboard").iterdir())
@@ -123,8 +122,8 @@ def test_training_lowers_loss_and_checkpoints_on_schedule(toy, tmp_path):
 def test_same_seed_same_weights_and_kill_resume_equality(toy, tmp_path):
     _run(toy, tmp_path / "a")
     _run(toy, tmp_path / "b")
-    final_a = load_checkpoint(tmp_path / "a/checkpoints/epoch-004.pt")
-    final_b = load_checkpoint(tmp_path / "b/checkpoints/epoch-004.pt")
+    final_a = load_checkpoint(tmp_path / "a/checkpoints/after-004-epochs.pt")
+    final_b = load_checkpoint(tmp_path / "b/checkpoints/after-004-epochs.pt")
     for key, value in final_a["model"].items():
         assert torch.equal(value, final_b["model"][key]), key
 
@@ -143,15 +142,15 @@ def test_same_seed_same_weights_and_kill_resume_equality(toy, tmp_path):
     shutil.rmtree(killed / "checkpoints")
     shutil.rmtree(killed / "tensorboard")
     _run(toy, killed)
-    resumed = load_checkpoint(killed / "checkpoints/epoch-004.pt")
-    assert (killed / "checkpoints/epoch-002.pt").is_file()  # restored from the resume folder
+    resumed = load_checkpoint(killed / "checkpoints/after-004-epochs.pt")
+    assert (killed / "checkpoints/after-002-epochs.pt").is_file()  # restored from the resume folder
     for key, value in final_a["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
     with (killed / "train.tsv").open() as f:
         assert [r["epoch"] for r in csv.DictReader(f, delimiter="\t")] == ["1", "2", "3", "4"]
 
     other = _run(toy, tmp_path / "seed2", seed=2)["dir"]
-    final_other = load_checkpoint(other / "checkpoints/epoch-004.pt")
+    final_other = load_checkpoint(other / "checkpoints/after-004-epochs.pt")
     assert not all(torch.equal(v, final_other["model"][k]) for k, v in final_a["model"].items())
 
 

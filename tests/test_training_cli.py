@@ -34,7 +34,7 @@ def test_cli_train_then_generate_with_official_export(tmp_path: Path):
     path.write_text(yaml.safe_dump(config))
     run = results / "experiments/toy/seed-3"
     assert main(["train", "--config", str(path), "--experiment", "toy", "--seed", "3", "--results", str(results)]) == 0
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-001.pt", "epoch-002.pt"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["after-001-epochs.pt", "after-002-epochs.pt"]
     assert main(["generate", "--config", str(path), "--experiment", "toy", "--seed", "3", "--split", "train",
                  "--epoch", "1", "--official", "--results", str(results)]) == 0
     with h5py.File(run / "predictions/train.h5") as f:

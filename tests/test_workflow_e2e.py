@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def _tiny_config() -> dict:
     config = demo_config(seeds=[1])
-    config["train"].update(epochs=2, batches_per_epoch=3, checkpoint_every=1)
+    config["train"].update(epochs=2, batches_per_epoch=3, checkpoint_every=1, checkpoint_offset=0)
     return config
 
 

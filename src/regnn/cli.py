@@ -80,9 +80,11 @@ def _generate(args: argparse.Namespace) -> None:
     from regnn.generation import export_official, generate_experiment
     from regnn.logs import log_to
 
+    config = _load_config(args.config)
+    if args.modify:
+        config["generate"] = {**config.get("generate", {}), "modify": True}
     with log_to(None):
-        out = generate_experiment(_load_config(args.config), args.experiment, args.seed, args.split,
-                                  args.results, epoch=args.epoch)
+        out = generate_experiment(config, args.experiment, args.seed, args.split, args.results, epoch=args.epoch)
         if args.official:
             export_official(out, Results(args.results).official(args.experiment, args.seed, args.split))
 
@@ -204,7 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _experiment_command(commands, "generate", "sample reactions for a split from a trained checkpoint")
     p.add_argument("--split", required=True)
-    p.add_argument("--epoch", type=int, help="checkpoint epoch (default: generate.epoch, else the last)")
+    p.add_argument("--epoch", type=int, help="use the checkpoint after this many epochs of training "
+                                             "(default: generate.epoch; the paper's 96)")
+    p.add_argument("--modify", action="store_true",
+                   help="the reference's --modify: AU columns set to 1 where >= 1, else 0 (generate.modify)")
     p.add_argument("--official", action="store_true",
                    help="also export official/<split>/<speaker_path>/result-{j}.pth")
     p.set_defaults(func=_generate)

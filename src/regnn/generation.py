@@ -3,7 +3,8 @@
 Per speaker window the cognitive processor gives mu and the edges; a sample is mu + noise decoded by the
 reversible GNN's inverse. As in the reference, the noise of one clip-sample (all its windows together) is
 rescaled so its largest magnitude is at most sqrt(noise_clip). The 29 overlapping windows are averaged back
-into 750 frames.
+into 750 frames; with `modify` (the reference's --modify, off by default) the AU columns are binarised
+per window first.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from regnn.data.windows import clip_windows, load_split
 from regnn.devices import choose_device
 from regnn.io import atomic_output, decode_strings
 from regnn.model.regnn import REGNN
-from regnn.paths import Results, checkpoint_name
+from regnn.checkpoints import load_checkpoint, select_checkpoint
+from regnn.paths import Results
 from regnn.settings import experiment_files, resolve_generate_settings
-from regnn.training import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,17 @@ def clip_noise(noise: torch.Tensor, limit: float | None) -> torch.Tensor:
     return noise * torch.clamp(bound / peak, max=1.0)
 
 
-def select_checkpoint(checkpoint_dir: Path, epoch: int | None) -> Path:
-    """The checkpoint of `epoch`, or the newest one when `epoch` is None."""
-    checkpoint_dir = Path(checkpoint_dir)
-    if epoch is not None:
-        return checkpoint_dir / checkpoint_name(epoch)
-    found = sorted(checkpoint_dir.glob("epoch-*.pt"))
-    if not found:
-        raise FileNotFoundError(f"no checkpoints in {checkpoint_dir}")
-    return found[-1]
+def modify_aus(reactions: torch.Tensor) -> torch.Tensor:
+    """The reference's `--modify`: the 15 AU columns become 1 where the value is >= 1, else 0.
+
+    The reference applies it per window, before the windows are averaged, so frames two windows share can
+    come out 0.5. (Its code indexes `[:, :15, :]` of a (windows, frames, 25) tensor, i.e. the first 15 frames
+    of every window, not the AU columns its description and the later challenge baselines mean; this follows
+    the description.)
+    """
+    out = reactions.clone()
+    out[..., :15] = (out[..., :15] >= 1.0).to(out.dtype)
+    return out
 
 
 def generate(checkpoint: Path, emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path],
@@ -97,13 +100,14 @@ def generate(checkpoint: Path, emotions: Path, video_shards: Sequence[Path], aud
         f.create_dataset("clips", data=np.array(data.clips, dtype=object), dtype=h5py.string_dtype())
         out = f.create_dataset("predictions", (positions, samples, frames, EMOTION_DIMS), dtype="float32",
                                chunks=(1, samples, frames, EMOTION_DIMS))
-        f.attrs.update(checkpoint_epoch=state["epoch"], samples=samples, seed=seed,
+        f.attrs.update(checkpoint_epoch=state["epoch"], samples=samples, seed=seed, modify=s["modify"],
                        noise_clip=-1.0 if s["noise_clip"] is None else s["noise_clip"])
         progress = tqdm(total=positions, desc="generate", unit="clip", dynamic_ncols=True)
         for lo in range(0, positions, chunk):
             rows = data.position_clip[lo:lo + chunk]
             out[lo:lo + len(rows)] = _sample_clips(model, video[rows], audio[rows], range(lo, lo + len(rows)),
-                                                   samples, s["noise_clip"], seed, stride, device)
+                                                   samples, s["noise_clip"], seed, stride, device,
+                                                   s["modify"])
             progress.update(len(rows))
         progress.close()
     log.info("wrote %d x %d samples to %s", positions, samples, output)
@@ -111,7 +115,8 @@ def generate(checkpoint: Path, emotions: Path, video_shards: Sequence[Path], aud
 
 @torch.no_grad()
 def _sample_clips(model: REGNN, video: np.ndarray, audio: np.ndarray, positions: range, samples: int,
-                  noise_limit: float | None, seed: int, stride: int, device: torch.device) -> np.ndarray:
+                  noise_limit: float | None, seed: int, stride: int, device: torch.device,
+                  modify: bool = False) -> np.ndarray:
     """(c, samples, frames, 25) for c clips given as (c, n_windows, window, D) feature windows."""
     c, n, window = video.shape[:3]
     mu, edge = model.perceive(torch.from_numpy(np.ascontiguousarray(video.reshape(c * n, window, -1))).to(device),
@@ -126,6 +131,8 @@ def _sample_clips(model: REGNN, video: np.ndarray, audio: np.ndarray, positions:
     edges = edge.reshape(c, 1, n, *edge.shape[1:]).expand(c, samples, n, *edge.shape[1:])
     reactions = model.decode(latent.reshape(-1, *mu.shape[1:]), edges.reshape(-1, *edge.shape[1:]))
     reactions = reactions.reshape(c, samples, n, window, -1)
+    if modify:
+        reactions = modify_aus(reactions)
     return overlap_average(reactions, stride).cpu().numpy()
 
 

@@ -6,7 +6,7 @@ pass wildcards (`"{split}"`) and get Snakemake patterns, and the library passes 
 
     results/dataset/{split}/cleanup.tsv, index.tsv, emotions.h5, targets.tsv (react2025), skipped.tsv (skip)
     results/features/{extractor}/{split}/shard-{k}.h5
-    results/experiments/{experiment}/seed-{seed}/checkpoints/epoch-{NNN}.pt, train.tsv, tensorboard/, .resume/,
+    results/experiments/{experiment}/seed-{seed}/checkpoints/after-{NNN}-epochs.pt, train.tsv, tensorboard/, .resume/,
         predictions/{split}.h5, metrics/{split}.tsv, official/{split}/
     results/baselines/{name}/metrics/{split}.tsv
     results/metrics/{split}.tsv, {split}.tex, figures/{split}-methods.png, figures/{split}-reactions-{e}.png
@@ -21,9 +21,16 @@ from pathlib import Path
 Part = str | int
 
 
-def checkpoint_name(epoch: int) -> str:
-    """The file name of the checkpoint saved after `epoch` (1-based)."""
-    return f"epoch-{epoch:03d}.pt"
+def checkpoint_name(epochs: int) -> str:
+    """The file name of the checkpoint holding the weights after `epochs` epochs of training.
+
+    The count is explicit ("after 96 epochs"), never a 0-based epoch index: the reference's `mhp-epoch95`
+    is the run's `after-096-epochs.pt`.
+    """
+    return f"after-{epochs:03d}-epochs.pt"
+
+
+CHECKPOINT_GLOB = "after-*-epochs.pt"
 
 
 @dataclass(frozen=True)

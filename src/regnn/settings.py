@@ -19,6 +19,7 @@ PAPER_MODEL: dict[str, Any] = {
     "perceptual": {
         "dim": 128, "heads": 4, "layers": 5, "attn_dropout": 0.0, "relu_dropout": 0.1, "res_dropout": 0.1,
         "embed_dropout": 0.25, "out_dropout": 0.0, "output_dim": 64,
+        "zero_frames_are_padding": True,  # reference quirk: channel-0 == 0 frames get no positional embedding
     },
     "cognitive": {"edge_channels": 8, "edge_neighbours": 5, "union_mask": True},
     "gnn": {
@@ -32,6 +33,9 @@ PAPER_TRAIN: dict[str, Any] = {
     "batches_per_epoch": 101,
     "batch_size": 128,
     "checkpoint_every": 5,
+    # Checkpoints hold the weights after every*k + offset epochs (k >= 1) and after the last epoch. The
+    # reference saves at 0-based epochs 5, 10, ..., 95, i.e. after 6, 11, ..., 96 epochs: offset 1.
+    "checkpoint_offset": 1,
     "lr": 1.0e-4,
     "weight_decay": 5.0e-4,
     "milestones": [9],
@@ -40,9 +44,17 @@ PAPER_TRAIN: dict[str, Any] = {
     "warmup_factor": 0.01,
     "neighbours": 10,
     "threshold_divisor": 3.0,
+    # "reference": the threshold is (re)set only by an epoch that runs all batches_per_epoch batches (the
+    # reference sets it at batch index train_iters = 100, so a split with fewer than 100 * 128 + 1 windows
+    # never gets one). "every_epoch": set after every epoch.
+    "threshold_rule": "reference",
     "mid_weight": 1.0,
     "smooth_weight": 0.0,
     "logdet_weight": 0.0,
+    # "reference": loss += weight * sum over the batch's listener codes of log|det J| (the reference's sign
+    # and scale: it adds the log-det, it does not subtract a likelihood). "nll": loss -= weight *
+    # mean(log|det J|) / (25 * window), the flow's negative log-likelihood per latent element.
+    "logdet_form": "reference",
     "augment": {"noise_std": 0.0, "dropout": 0.0},
     "device": "auto",
 }
@@ -58,8 +70,9 @@ EXTRACTOR_DEFAULTS: dict[str, Any] = {
 
 GENERATE_DEFAULTS: dict[str, Any] = {
     "samples": 10,
-    "epoch": None,  # None: the last checkpoint
+    "epoch": 96,  # epochs of training the generating weights hold (the reference's mhp-epoch95); None: the last
     "noise_clip": 0.06,  # None: plain N(0, 1) noise
+    "modify": False,  # the reference's --modify: AU columns -> 1 where >= 1, else 0 (per window, before averaging)
     "batch_clips": 8,
     "device": "auto",
     "export_official": False,  # read by the workflow (rule export_official), not by generate()
@@ -124,10 +137,10 @@ def experiment_settings(config: dict[str, Any], experiment: str) -> dict[str, An
 
 
 def checkpoint_epochs(train_settings: dict[str, Any]) -> list[int]:
-    """Epochs (1-based, counted after they finish) that get a checkpoint; the last epoch always does."""
+    """How many epochs of training each checkpoint holds: every*k + offset (k >= 1), and the last epoch."""
     s = resolve_train_settings(train_settings)
-    every, epochs = s["checkpoint_every"], s["epochs"]
-    return sorted({*range(every, epochs + 1, every), epochs})
+    every, offset, epochs = s["checkpoint_every"], s["checkpoint_offset"], s["epochs"]
+    return sorted({*range(every + offset, epochs + 1, every), epochs})
 
 
 def extractor_shards(config: dict[str, Any], extractor: str) -> int:

@@ -1,12 +1,16 @@
 """REGNN training: seeded, checkpointed every few epochs, resumable after a kill with identical results.
 
-Every epoch re-seeds torch and numpy from (seed, epoch), so an epoch's batches, neighbour draws and dropout
-masks depend only on the state at its start. After each epoch the full state (model, optimiser, loss
+`train()` is the sequence of its parts: start or resume (`_start_or_resume`), restore the checkpoint links of
+a killed try (`_restore_checkpoint_links`), open TensorBoard (`_open_tensorboard`), then per epoch the lr
+schedule (`learning_rate`), the batch loop (`_train_epoch`), the loss threshold (`next_threshold`) and saving
+(`_save_epoch`). Every epoch re-seeds torch and numpy from (seed, epoch), so an epoch's batches, neighbour
+draws and dropout masks depend only on the state at its start. After each epoch the full state (model, optimiser, loss
 threshold, logged rows) is written atomically to a resume folder that is not a Snakemake output (Snakemake
 deletes declared outputs before a rerun); a restarted run continues from it and ends with the same weights
 as an uninterrupted run. Checkpoint outputs are hard links to copies kept in that folder, so a rerun after a
 kill can restore the ones Snakemake deleted without storing them twice. Bitwise equality holds for the same
 device and thread count (float reductions depend on both); CPU runs are deterministic, CUDA runs close.
+The checkpoint format and its safe loading live in `regnn.checkpoints`.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from regnn.checkpoints import CHECKPOINT_FORMAT, link_checkpoint, load_checkpoint, save_checkpoint
 from regnn.data.windows import Batch, WindowSampler, load_split, prefetched_batches
 from regnn.devices import choose_device
 from regnn.io import atomic_output
@@ -40,8 +45,8 @@ from regnn.settings import (checkpoint_epochs, experiment_files, experiment_sett
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
-
+RESUME_STATE = "state.pt"
+LOSS_PARTS = ("loss", "best_mse", "mid", "smooth", "logdet")
 TSV_COLUMNS = ["epoch", "lr", "loss", "best_mse", "mid", "smooth", "logdet", "threshold", "seconds",
                "input_seconds"]
 
@@ -76,6 +81,19 @@ def _augment(video: torch.Tensor, augment: dict[str, float]) -> torch.Tensor:
     return video
 
 
+def logdet_term(logdet: torch.Tensor, elements: int, form: str) -> torch.Tensor:
+    """The log-det loss term of a batch's (L,) per-code log|det J| (multiplied by train.logdet_weight).
+
+    "reference": + the sum over the batch, as the reference adds `logdets` to its loss. "nll": - the mean
+    per latent element (`elements` = 25 x window), the flow's negative log-likelihood on the MSE's scale.
+    """
+    if form == "reference":
+        return logdet.sum()
+    if form == "nll":
+        return -logdet.mean() / elements
+    raise ValueError(f"unknown train.logdet_form {form!r}; choose reference or nll")
+
+
 def training_step(model: REGNN, batch: Batch, settings: dict[str, Any],
                   threshold: float | None) -> dict[str, torch.Tensor]:
     """Losses of one batch (nothing is stepped): best-neighbour MSE, MidLoss, smoothness, log-det."""
@@ -87,36 +105,112 @@ def training_step(model: REGNN, batch: Batch, settings: dict[str, Any],
         "best_mse": best_neighbour_mse(mu, codes, batch.counts, threshold),
         "mid": mid_loss(codes, batch.counts),
         "smooth": smoothness_loss(codes),
-        # Negative log-likelihood term of the flow, per latent element so it is on the MSE's scale.
-        "logdet": -logdet.mean() / codes[0].numel() if with_logdet else torch.zeros((), device=mu.device),
+        "logdet": (logdet_term(logdet, codes[0].numel(), settings["logdet_form"]) if with_logdet
+                   else torch.zeros((), device=mu.device)),
     }
     parts["loss"] = (parts["best_mse"] + settings["mid_weight"] * parts["mid"]
                      + settings["smooth_weight"] * parts["smooth"] + settings["logdet_weight"] * parts["logdet"])
     return parts
 
 
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+@dataclass
+class _Run:
+    """What a training run carries from epoch to epoch (and what the resume state restores)."""
+
+    model: REGNN
+    optimizer: torch.optim.Optimizer
+    start: int = 0  # epochs already done
+    threshold: float | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _link(source: Path, target: Path) -> None:
-    """Expose a resume copy as a checkpoint output (hard link; a copy where links are not possible)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        with atomic_output(target) as tmp:
-            shutil.copy2(source, tmp)
+def _start_or_resume(model_s: dict, train_s: dict, seed: int, dims: dict[str, int], device: torch.device,
+                     fingerprint: str, resume_dir: Path) -> _Run:
+    """A fresh seeded model and optimiser, continued from the resume state when it belongs to this run."""
+    torch.manual_seed(seed)
+    model = REGNN(dims["video"], dims["audio"], model_s).to(device)
+    run = _Run(model, torch.optim.Adam(model.parameters(), lr=train_s["lr"], weight_decay=train_s["weight_decay"]))
+    state_path = resume_dir / RESUME_STATE
+    if not state_path.is_file():
+        return run
+    state = load_checkpoint(state_path)
+    if state["fingerprint"] != fingerprint:
+        log.warning("%s belongs to other settings or data; starting over", resume_dir)
+        shutil.rmtree(resume_dir)
+        return run
+    model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.start, run.threshold, run.rows = state["epoch"], state["threshold"], state["rows"]
+    log.info("resuming from %s after epoch %d", state_path, run.start)
+    return run
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint or resume state, loaded safely (`weights_only=True`) onto the CPU."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a REGNN checkpoint of format {CHECKPOINT_FORMAT}")
-    return state
+def _restore_checkpoint_links(train_s: dict, done: int, resume_dir: Path, checkpoint_dir: Path) -> None:
+    """Re-expose the checkpoints of epochs already done (Snakemake deleted the outputs of the killed try)."""
+    for epochs in checkpoint_epochs(train_s):
+        if epochs <= done:
+            link_checkpoint(resume_dir / checkpoint_name(epochs), checkpoint_dir / checkpoint_name(epochs))
+
+
+def _open_tensorboard(tensorboard_dir: Path, rows: list[dict[str, Any]]) -> Any:
+    """A fresh event folder, with the epochs a resumed run already did written again."""
+    from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
+
+    shutil.rmtree(tensorboard_dir, ignore_errors=True)  # no stale or duplicate events from an earlier try
+    writer = SummaryWriter(str(tensorboard_dir))
+    for row in rows:
+        _log_row(writer, row)
+    return writer
+
+
+def _train_epoch(run: _Run, sampler: WindowSampler, train_s: dict, seed: int, epoch: int, n_batches: int,
+                 device: torch.device, progress: tqdm) -> tuple[dict[str, float], float]:
+    """One epoch (0-based `epoch`), seeded from (seed, epoch): mean losses and seconds spent waiting for input."""
+    batch_size = train_s["batch_size"]
+    torch.manual_seed(_epoch_seed(seed, epoch))
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(sampler.n_windows)[: n_batches * batch_size]
+    sums = {k: torch.zeros((), device=device) for k in LOSS_PARTS}
+    input_seconds = 0.0
+    batches = prefetched_batches(sampler, order, batch_size, n_batches, rng)
+    for _ in range(n_batches):
+        t0 = time.perf_counter()  # input time = how long the step waits for its batch
+        batch = next(batches).to(device)
+        input_seconds += time.perf_counter() - t0
+        parts = training_step(run.model, batch, train_s, run.threshold)
+        run.optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        run.optimizer.step()
+        for key in sums:  # summed on the device: no GPU sync per step
+            sums[key] += parts[key].detach()
+        progress.update()
+    return {k: float(v) / n_batches for k, v in sums.items()}, input_seconds
+
+
+def next_threshold(train_s: dict[str, Any], threshold: float | None, best_mse: float,
+                   n_batches: int) -> float | None:
+    """The loss threshold after an epoch of `n_batches` batches whose mean best-neighbour MSE was `best_mse`.
+
+    The reference sets it (to the mean / 3) only in an epoch that reaches batch index train_iters, i.e. runs
+    all batches_per_epoch batches; otherwise the previous threshold (or none) stays ("reference" rule).
+    """
+    rule, divisor = train_s["threshold_rule"], train_s["threshold_divisor"]
+    if rule not in ("reference", "every_epoch"):
+        raise ValueError(f"unknown train.threshold_rule {rule!r}; choose reference or every_epoch")
+    if not divisor:
+        return None
+    if rule == "every_epoch" or n_batches == train_s["batches_per_epoch"]:
+        return best_mse / divisor
+    return threshold
+
+
+def _save_epoch(state: dict[str, Any], keep: bool, resume_dir: Path, checkpoint_dir: Path) -> None:
+    """The resume state after every epoch; a kept checkpoint (and its output link) on the schedule."""
+    if keep:
+        kept = resume_dir / checkpoint_name(state["epoch"])
+        save_checkpoint(state, kept)
+        link_checkpoint(kept, checkpoint_dir / checkpoint_name(state["epoch"]))
+    save_checkpoint(state, resume_dir / RESUME_STATE)
 
 
 def train(emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path], settings: dict[str, Any],
@@ -137,83 +231,43 @@ def train(emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[P
     sampler = WindowSampler(data, model_s["window"], model_s["stride"], train_s["neighbours"])
     fingerprint = _fingerprint(model_s, train_s, seed, [emotions, *video_shards, *audio_shards])
 
-    torch.manual_seed(seed)
-    model = REGNN(data.video_dim, data.audio_dim, model_s).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_s["lr"], weight_decay=train_s["weight_decay"])
-    start, threshold, rows = 0, None, []
-    state_path = resume_dir / "state.pt"
-    if state_path.is_file():
-        state = load_checkpoint(state_path)
-        if state["fingerprint"] == fingerprint:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start, threshold, rows = state["epoch"], state["threshold"], state["rows"]
-            log.info("resuming from %s after epoch %d", state_path, start)
-        else:
-            log.warning("%s belongs to other settings or data; starting over", resume_dir)
-            shutil.rmtree(resume_dir)
-    for epoch in checkpoint_epochs(train_s):
-        if epoch <= start:
-            _link(resume_dir / checkpoint_name(epoch), checkpoint_dir / checkpoint_name(epoch))
-
-    from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
-
-    shutil.rmtree(tensorboard_dir, ignore_errors=True)  # no stale or duplicate events from an earlier try
-    writer = SummaryWriter(str(tensorboard_dir))
-    for row in rows:  # a resumed run rewrites the epochs it already did
-        _log_row(writer, row)
-    batch_size, per_epoch = train_s["batch_size"], train_s["batches_per_epoch"]
-    n_batches = min(per_epoch, math.ceil(sampler.n_windows / batch_size))
-    targets = set(checkpoint_epochs(train_s))
-    progress = tqdm(total=train_s["epochs"] * n_batches, initial=start * n_batches, desc="train",
+    run = _start_or_resume(model_s, train_s, seed, dims, device, fingerprint, resume_dir)
+    _restore_checkpoint_links(train_s, run.start, resume_dir, checkpoint_dir)
+    writer = _open_tensorboard(Path(tensorboard_dir), run.rows)
+    n_batches = min(train_s["batches_per_epoch"], math.ceil(sampler.n_windows / train_s["batch_size"]))
+    if train_s["threshold_divisor"] and train_s["threshold_rule"] == "reference" \
+            and n_batches < train_s["batches_per_epoch"]:
+        log.warning("an epoch has %d < batches_per_epoch = %d batches: as in the reference, the loss threshold "
+                    "is never set (train.threshold_rule: every_epoch sets it anyway)", n_batches,
+                    train_s["batches_per_epoch"])
+    kept = set(checkpoint_epochs(train_s))
+    progress = tqdm(total=train_s["epochs"] * n_batches, initial=run.start * n_batches, desc="train",
                     unit="batch", dynamic_ncols=True)
-    model.train()
-    for epoch in range(start, train_s["epochs"]):
+    run.model.train()
+    for epoch in range(run.start, train_s["epochs"]):
         began = time.perf_counter()
         lr = learning_rate(train_s, epoch)
-        for group in optimizer.param_groups:
+        for group in run.optimizer.param_groups:
             group["lr"] = lr
-        torch.manual_seed(_epoch_seed(seed, epoch))
-        rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(sampler.n_windows)[: n_batches * batch_size]
-        sums = {k: torch.zeros((), device=device) for k in ("loss", "best_mse", "mid", "smooth", "logdet")}
-        input_seconds = 0.0
-        batches = prefetched_batches(sampler, order, batch_size, n_batches, rng)
-        for _ in range(n_batches):
-            t0 = time.perf_counter()  # input time = how long the step waits for its batch
-            batch = next(batches).to(device)
-            input_seconds += time.perf_counter() - t0
-            parts = training_step(model, batch, train_s, threshold)
-            optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            optimizer.step()
-            for key in sums:  # summed on the device: no GPU sync per step
-                sums[key] += parts[key].detach()
-            progress.update()
-        means = {k: float(v) / n_batches for k, v in sums.items()}
+        means, input_seconds = _train_epoch(run, sampler, train_s, seed, epoch, n_batches, device, progress)
         progress.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.4f}")
-        divisor = train_s["threshold_divisor"]
-        threshold = means["best_mse"] / divisor if divisor else None
-        row = {"epoch": epoch + 1, "lr": lr, **means, "threshold": threshold,
+        run.threshold = next_threshold(train_s, run.threshold, means["best_mse"], n_batches)
+        row = {"epoch": epoch + 1, "lr": lr, **means, "threshold": run.threshold,
                "seconds": time.perf_counter() - began, "input_seconds": input_seconds}
-        rows.append(row)
+        run.rows.append(row)
         _log_row(writer, row)
         state = {"format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "seed": seed, "dims": dims,
                  "settings": {"model": model_s, "train": train_s}, "fingerprint": fingerprint,
-                 "threshold": threshold, "rows": rows,
-                 "model": model.state_dict(), "optimizer": optimizer.state_dict()}
-        if epoch + 1 in targets:
-            kept = resume_dir / checkpoint_name(epoch + 1)
-            _save_atomic(state, kept)
-            _link(kept, checkpoint_dir / checkpoint_name(epoch + 1))
-        _save_atomic(state, state_path)
+                 "threshold": run.threshold, "rows": run.rows,
+                 "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict()}
+        _save_epoch(state, epoch + 1 in kept, resume_dir, checkpoint_dir)
         log.info("epoch %d: loss %.5f (best-neighbour MSE %.5f, mid %.5f), lr %.2g, %.1f s", epoch + 1,
                  means["loss"], means["best_mse"], means["mid"], lr, row["seconds"])
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
     progress.close()
     writer.close()
-    _write_tsv(rows, Path(train_tsv))
+    _write_tsv(run.rows, Path(train_tsv))
     shutil.rmtree(resume_dir)  # checkpoint outputs keep their data: they are links to the same files
 
 

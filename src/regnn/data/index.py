@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,10 @@ from regnn.data.emotion_csv import read_emotion_csv
 from regnn.data.layout import FRAMES, DatasetError
 from regnn.io import atomic_output, decode_strings
 
+log = logging.getLogger(__name__)
+
 INDEX_COLUMNS = ["position", "speaker", "listener", "video", "audio", "emotion"]
 SKIPPED_COLUMNS = ["clip", "reason"]
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,24 @@ def _check_neighbours(root: Path, split: str, size: int) -> tuple[np.ndarray | N
     return matrix.astype(np.uint8), []
 
 
+def repeated_clips(speakers: list[str]) -> dict[str, list[int]]:
+    """Clips that are the speaker at more than one mirrored position -> those positions (0-based)."""
+    positions: dict[str, list[int]] = defaultdict(list)
+    for k, clip in enumerate(speakers):
+        positions[clip].append(k)
+    return {clip: found for clip, found in positions.items() if len(found) > 1}
+
+
+def _warn_repeats(split_csv: Path, speakers: list[str], rows: int) -> None:
+    """Name every repeated clip: its neighbour rows differ between the reference's rule and this project's."""
+    for clip, positions in repeated_clips(speakers).items():
+        where = ", ".join(f"row {k % rows} as {'speaker' if k < rows else 'listener'}" for k in positions)
+        log.warning("%s lists clip %s more than once (%s; mirrored positions %s). The reference looks its "
+                    "neighbour row up by name (the first, position %d, for all of them); here each position "
+                    "uses its own row of the neighbour matrix.", split_csv, clip, where,
+                    ", ".join(map(str, positions)), positions[0])
+
+
 def _check_split(root: Path, split: str, frames: int) -> tuple[
         list[str], list[IndexRow | None], list[np.ndarray | None], list[list[str]], np.ndarray | None, list[str]]:
     """Every mirrored sample checked: speakers, rows (None if unresolvable), emotions, problems per sample,
@@ -113,6 +133,7 @@ def _check_split(root: Path, split: str, frames: int) -> tuple[
     rows = layout.read_split(root, split)
     speakers, listeners = layout.mirrored(rows)
     size = len(speakers)
+    _warn_repeats(layout.split_csv(root, split), list(speakers), len(rows))
     per_sample: list[list[str]] = [[] for _ in range(size)]
     index: list[IndexRow | None] = []
     for position, (speaker, listener) in enumerate(zip(speakers, listeners)):
@@ -143,7 +164,10 @@ def _check_split(root: Path, split: str, frames: int) -> tuple[
 
 
 def build_index(root: Path, split: str, frames: int = FRAMES) -> tuple[list[IndexRow], EmotionCache]:
-    """Resolve and check every file of a split; raise DatasetError listing all problems."""
+    """Resolve and check every file of a split; raise DatasetError listing all problems.
+
+    A clip listed more than once gets a warning naming its rows (see `_warn_repeats`).
+    """
     index, cache, _ = build_index_skipping(root, split, frames, "error")
     return index, cache
 

@@ -2,7 +2,9 @@
 
 Video queries audio in a cross-modal encoder, a self-attention encoder follows, and a residual MLP head
 maps each frame to the fused feature the cognitive processor reads. The layout follows the REGNN baseline
-(pre-LayerNorm layers, FFN 4x width, sinusoidal positions counted from 1, inputs scaled by sqrt(d)).
+(pre-LayerNorm layers, FFN 4x width, sinusoidal positions counted from 1, inputs scaled by sqrt(d)) and
+initialises every parameter as it does (Xavier-uniform attention projections, fc1/fc2 and out_proj; PyTorch
+defaults elsewhere).
 """
 
 from __future__ import annotations
@@ -12,6 +14,19 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def positional_embedding(x: torch.Tensor, zero_frames_are_padding: bool) -> torch.Tensor:
+    """(B, T, D) embeddings for the frames of an encoder input `x` (B, T, D).
+
+    With `zero_frames_are_padding` (the reference): a frame whose channel 0 is exactly 0 counts as padding
+    and gets a zero embedding, the others keep their position (fairseq `make_positions`, padding_idx 0, as
+    MulT calls it on `x[:, :, 0]`). Quantised VGGish features have channel 0 == 0 on many frames.
+    """
+    pos = sinusoidal_positions(x.shape[1], x.shape[2]).to(x.device, x.dtype).expand(x.shape[0], -1, -1)
+    if zero_frames_are_padding:
+        pos = pos * (x[..., :1] != 0).to(x.dtype)
+    return pos
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -35,6 +50,8 @@ class EncoderLayer(nn.Module):
     def __init__(self, dim: int, heads: int, attn_dropout: float, relu_dropout: float, res_dropout: float):
         super().__init__()
         self.attn = nn.MultiheadAttention(dim, heads, dropout=attn_dropout, batch_first=True)
+        # The reference's (fairseq) attention draws out_proj from Xavier-uniform too (PyTorch: Kaiming).
+        nn.init.xavier_uniform_(self.attn.out_proj.weight)
         self.norm_attn = nn.LayerNorm(dim)
         self.norm_ffn = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, 4 * dim)
@@ -62,16 +79,17 @@ class TransformerEncoder(nn.Module):
     """A stack of `EncoderLayer`s with scaled inputs, sinusoidal positions, embedding dropout and final LN."""
 
     def __init__(self, dim: int, heads: int, layers: int, attn_dropout: float, relu_dropout: float,
-                 res_dropout: float, embed_dropout: float):
+                 res_dropout: float, embed_dropout: float, zero_frames_are_padding: bool = True):
         super().__init__()
         self.dim = dim
+        self.zero_frames_are_padding = zero_frames_are_padding
         self.embed_dropout = embed_dropout
         self.layers = nn.ModuleList(
             EncoderLayer(dim, heads, attn_dropout, relu_dropout, res_dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        pos = sinusoidal_positions(x.shape[1], self.dim).to(x.device, x.dtype)
+        pos = positional_embedding(x, self.zero_frames_are_padding)
         return F.dropout(math.sqrt(self.dim) * x + pos, self.embed_dropout, self.training)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
@@ -89,7 +107,8 @@ class PerceptualProcessor(nn.Module):
 
     def __init__(self, video_dim: int, audio_dim: int, dim: int = 128, heads: int = 4, layers: int = 5,
                  attn_dropout: float = 0.0, relu_dropout: float = 0.1, res_dropout: float = 0.1,
-                 embed_dropout: float = 0.25, out_dropout: float = 0.0, output_dim: int = 64):
+                 embed_dropout: float = 0.25, out_dropout: float = 0.0, output_dim: int = 64,
+                 zero_frames_are_padding: bool = True):
         super().__init__()
         # 1x1 temporal convolutions, skipped when a modality already has the model width (as in MulT).
         self.proj_video = (nn.Identity() if video_dim == dim
@@ -97,7 +116,8 @@ class PerceptualProcessor(nn.Module):
         self.proj_audio = (nn.Identity() if audio_dim == dim
                            else nn.Conv1d(audio_dim, dim, kernel_size=1, bias=False))
         enc = dict(dim=dim, heads=heads, layers=layers, attn_dropout=attn_dropout,
-                   relu_dropout=relu_dropout, res_dropout=res_dropout, embed_dropout=embed_dropout)
+                   relu_dropout=relu_dropout, res_dropout=res_dropout, embed_dropout=embed_dropout,
+                   zero_frames_are_padding=zero_frames_are_padding)
         self.cross = TransformerEncoder(**enc)
         self.self_attention = TransformerEncoder(**enc)
         self.head1 = nn.Linear(dim, dim)
