@@ -1,4 +1,6 @@
 # Model stage: REGNN training (one job per experiment x seed) and generation (experiment x seed x split).
+# Checkpoints are named by the epochs of training they hold (after-NNN-epochs.pt, regnn.paths); generation
+# reads the one of generate.epoch (the paper: 96, the reference's mhp-epoch95).
 # Params are each experiment's fully resolved settings (a pure function of the wildcards), so editing one
 # experiment reruns only its jobs. Training resumes from results/experiments/<e>/seed-<s>/.resume/, which
 # is not a declared output, so a job killed at its time limit (or preempted) continues where it stopped.
