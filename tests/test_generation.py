@@ -102,3 +102,13 @@ def test_feature_dims_must_match_the_checkpoint(trained, tmp_path):
         generate(select_checkpoint(trained["checkpoints"], 3), trained["emotions"], [wrong], trained["audio"],
                  {"samples": 1}, 1, tmp_path / "p.h5")
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_generation_does_not_import_training() -> None:
+    """The checkpoint format lives in regnn.checkpoints; generating needs nothing of the training loop."""
+    import subprocess
+    import sys
+
+    code = "import sys, regnn.generation; print('regnn.training' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                          text=True).stdout.strip() == "False"

@@ -15,7 +15,8 @@ from model_toy import TINY_MODEL, toy_split, tiny_train
 from regnn.data.windows import WindowSampler, clip_windows, load_split, window_starts
 from regnn.losses import best_neighbour_mse, mid_loss, smoothness_loss
 from regnn.settings import checkpoint_epochs, experiment_settings, resolve_train_settings
-from regnn.training import learning_rate, load_checkpoint, train
+from regnn.checkpoints import load_checkpoint
+from regnn.training import learning_rate, train
 
 REPO = Path(__file__).resolve().parents[1]
 
