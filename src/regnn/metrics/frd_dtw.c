@@ -92,7 +92,11 @@ static inline __attribute__((always_inline)) vf dot(const vf *x, const vf *y, in
 /* A loaded value the compiler must keep in a register: without this GCC folds the load into each of its
  * BAND (or TILE) FMAs, 1.25 loads per FMA, and the two load ports, not the two FMA ports, set the pace. */
 static inline __attribute__((always_inline)) vf in_register(vf v) {
+#if defined(__x86_64__) || defined(__i386__)
     __asm__("" : "+v"(v));
+#elif defined(__aarch64__)
+    __asm__("" : "+w"(v));
+#endif
     return v;
 }
 
