@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/evaluate.py                       # 40 speakers x 10 samples x ~6 neighbours
     .venv/bin/python benchmarks/evaluate.py --speakers 1612 --neighbours 20 --no-reference   # REACT-2024-test size
+    .venv/bin/python benchmarks/evaluate.py --protocol react2025   # MARS: variable lengths (evaluate_mars.py)
 
 Prints each implementation's wall time and metrics, the largest relative difference, and the speed-up; the
 GPU path is timed too when CUDA is available. Both sides get the same number of CPU workers (--threads).
@@ -15,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+import evaluate_mars  # benchmarks/ is on sys.path when this file runs
 from regnn.metrics import dtw, dtw_triton, react, reference
 
 
@@ -75,7 +77,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=750)
     parser.add_argument("--threads", type=int, default=2, help="processes (official) / threads (ours)")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) official-way run")
+    parser.add_argument("--protocol", choices=("react2024", "react2025"), default="react2024")
+    evaluate_mars.add_arguments(parser)
     args = parser.parse_args()
+    if args.protocol == "react2025":
+        evaluate_mars.run(args)
+        return
 
     pred, speaker, listener, matrix = generated_set(args.speakers, args.samples, args.neighbours, args.frames)
     pairs = int((matrix == 1).sum()) * args.samples

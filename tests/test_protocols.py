@@ -152,6 +152,9 @@ def test_mars_dataset_and_baselines_through_the_workflow(tmp_path: Path) -> None
     assert (work / "dataset/train/emotions.h5").is_file()  # the mean frame comes from the training split
     again = snakemake(tmp_path / "work", config, "-n", *targets)
     assert again.returncode == 0 and planned_jobs(again) == {}, again.stdout[-2000:]
-    config["data"]["protocol"] = "react2024"
+    everything = snakemake(tmp_path / "work", config, "-n")  # the default target: every evaluated split's baselines
+    # 4 baselines x (val, test), but 2 of test ran above
+    assert everything.returncode == 0 and planned_jobs(everything).get("baseline") == 6, everything.stdout[-2000:]
+    config["data"].update(protocol="react2024", direction="both")
     wrong = snakemake(tmp_path / "work", config, "-n", *targets)
-    assert wrong.returncode != 0 and "direction" in wrong.stdout
+    assert wrong.returncode != 0 and "['mean_frame'] are not available with data.protocol react2024" in wrong.stdout

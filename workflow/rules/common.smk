@@ -89,8 +89,11 @@ def summary_inputs(split):
 
 def final_targets():
     """The metrics table of every evaluated split (which pulls in the whole DAG), plus the official-layout
-    export of the predictions when `generate.export_official` asks for it."""
+    export of the predictions when `generate.export_official` asks for it. A protocol whose model stages
+    are not wired yet (react2025) gets its evaluated splits' baselines instead."""
     splits = config["splits"]["evaluate"]
+    if not PROTOCOL.model_stages:
+        return [RESULTS.baseline_metrics(name, split) for name in BASELINE_NAMES for split in splits]
     targets = [RESULTS.metrics_table(split) for split in splits]
     if GENERATE["export_official"]:
         targets += [RESULTS.official(e, s, split) for e in config["experiments"] for s in config["seeds"]

@@ -33,6 +33,7 @@ class Protocol(abc.ABC):
     metrics: tuple[str, ...]
     baselines: tuple[str, ...]
     directions: tuple[str, ...]
+    model_stages: bool  # whether features, training and generation run on this protocol's data yet
 
     def check_data(self, data: Mapping) -> None:
         """Raise ValueError for `data` settings this protocol cannot honour."""

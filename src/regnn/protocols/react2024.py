@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 class React2024(Protocol):
     name = "react2024"
     fps = 25.0
+    model_stages = True
     clip_frames = 750
 
     @property

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 class React2025(Protocol):
     name = "react2025"
     fps = 30.0
+    model_stages = False  # the next step: REGNN on MARS end to end
     clip_frames = None
 
     @property
