@@ -35,3 +35,31 @@ def test_the_layout_gives_snakemake_patterns_and_real_paths_from_the_same_call()
     assert layout.predictions("regnn", 2, "test").relative_to(layout.experiment_dir("regnn", 2)) == \
         Path("predictions/test.h5")
     assert checkpoint_name(96) == "after-096-epochs.pt"  # the reference's mhp-epoch95
+
+
+def test_one_merge_rule_for_every_section() -> None:
+    """Every section merges deeply over its defaults and rejects a key it does not know, naming where it is."""
+    import pytest
+
+    from regnn.features import runtime, video
+    from regnn.metrics.settings import resolve_settings
+    from regnn.settings import resolve_train_settings
+
+    evaluate = resolve_settings({"baselines": {"samples": 3}})
+    assert evaluate["baselines"] == {"names": ["ground_truth", "random", "mime"], "samples": 3, "seed": 0}
+    for bad, where in ((lambda: resolve_settings({"baselines": {"sample": 3}}), "evaluate.baselines.sample"),
+                       (lambda: resolve_train_settings({"augment": {"noise": 1}}), "train.augment.noise"),
+                       (lambda: runtime.resolve_settings({"kind": "swin_fer", "wokers": 3}, video.DEFAULTS, "v"),
+                        "extractors.v.wokers")):
+        with pytest.raises(ValueError, match=f"unknown setting {where}"):
+            bad()
+    # an empty mapping as the default takes any keyword arguments (timm's model_args)
+    s = runtime.resolve_settings({"kind": "swin_fer", "modality": "video", "model_args": {"embed_dim": 16}},
+                                 video.DEFAULTS, "v")
+    assert s["model_args"] == {"embed_dim": 16} and s["kind"] == "swin_fer" and s["workers"] == 2
+
+
+def test_the_gpu_policy_asks_for_a_gpu_unless_the_device_is_the_cpu() -> None:
+    from regnn.devices import gpus_for
+
+    assert [gpus_for(d) for d in ("cpu", "auto", "cuda", "cuda:1")] == [0, 1, 1, 1]

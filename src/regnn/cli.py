@@ -14,15 +14,16 @@ from regnn.protocols import DEFAULT, NAMES
 
 
 def _demo_data(args: argparse.Namespace) -> None:
+    seed = {} if args.seed is None else {"seed": args.seed}  # else the settings' own default
     if args.protocol == "react2025":
         from regnn.data.mars_synthetic import MarsSyntheticSettings, write_mars_dataset
 
-        write_mars_dataset(args.out, MarsSyntheticSettings(seed=args.seed))
+        write_mars_dataset(args.out, MarsSyntheticSettings(**seed))
         print(f"wrote a synthetic MARS (REACT 2025/2026) dataset to {args.out}")
         return
     from regnn.data.synthetic import SyntheticSettings, write_dataset
 
-    settings = SyntheticSettings(seed=args.seed)
+    settings = SyntheticSettings(**seed)
     if args.config:
         import yaml
 
@@ -157,6 +158,10 @@ def _protocol_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from regnn.data.layout import FRAMES
+    from regnn.metrics.settings import DEFAULTS as EVALUATE_DEFAULTS
+    from regnn.settings import GENERATE_DEFAULTS
+
     parser = argparse.ArgumentParser(prog="regnn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -164,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("--protocol", choices=NAMES, default=DEFAULT,
                    help="react2025: the MARS layout of REACT 2025/2026 (variable lengths, junk files)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="random seed (default: the generator's settings' seed, 0)")
     p.add_argument("--config", type=Path, help="a config YAML whose demo_data section sets the size")
     p.set_defaults(func=_demo_data)
 
@@ -180,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", type=Path)
     p.add_argument("--split", required=True)
     p.add_argument("--out", type=Path, help=f"output folder (default {RESULTS.dataset_dir('SPLIT')})")
-    p.add_argument("--frames", type=int, default=750, help="react2024: frames per clip")
+    p.add_argument("--frames", type=int, default=FRAMES, help=f"react2024: frames per clip (default {FRAMES})")
     _protocol_arguments(p)
     p.add_argument("--incomplete", choices=("error", "skip"), default="error",
                    help="skip: drop the samples with a problem and list them in OUT/skipped.tsv")
@@ -229,9 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="react2025: TorchScript autoencoder that resamples targets (default: interpolation)")
     p.add_argument("--split", required=True)
     p.add_argument("--out", type=Path, help="also write the metrics as a one-row TSV")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for FRD's DTW (default 2)")
-    p.add_argument("--samples", type=int, default=10, help="predictions per speaker (default 10)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    p.add_argument("--threads", type=int, default=EVALUATE_DEFAULTS["threads"],
+                   help=f"CPU threads for FRD's DTW (default {EVALUATE_DEFAULTS['threads']})")
+    p.add_argument("--samples", type=int, default=GENERATE_DEFAULTS["samples"],
+                   help=f"predictions per speaker (default {GENERATE_DEFAULTS['samples']})")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=EVALUATE_DEFAULTS["device"],
                    help="auto uses a GPU when one is present")
     p.add_argument("--corrected", action="store_true",
                    help="add TLCC_corrected (all samples, NaN-safe) in its own column")

@@ -28,7 +28,7 @@ from regnn.devices import choose_device
 from regnn.io import atomic_output, decode_strings
 from regnn.model.regnn import REGNN
 from regnn.checkpoints import load_checkpoint, select_checkpoint
-from regnn.paths import Results
+from regnn.paths import RESULTS, Results
 from regnn.settings import experiment_files, resolve_generate_settings
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def export_official(predictions: Path, out_dir: Path) -> None:
 
 
 def generate_experiment(config: dict[str, Any], experiment: str, seed: int, split: str,
-                        results: Path = Path("results"), epoch: int | None = None, **kwargs: Any) -> Path:
+                        results: Path = RESULTS.root, epoch: int | None = None, **kwargs: Any) -> Path:
     """Generate with the standard result layout (what the CLI uses); returns the predictions file."""
     settings = resolve_generate_settings(config.get("generate"))
     layout = Results(results)

@@ -39,7 +39,7 @@ from regnn.devices import choose_device
 from regnn.io import atomic_output
 from regnn.losses import best_neighbour_mse, mid_loss, smoothness_loss
 from regnn.model.regnn import REGNN
-from regnn.paths import Results, checkpoint_name
+from regnn.paths import RESULTS, Results, checkpoint_name
 from regnn.settings import (checkpoint_epochs, experiment_files, experiment_settings, resolve_model_settings,
                             resolve_train_settings)
 
@@ -285,7 +285,7 @@ def _write_tsv(rows: list[dict[str, Any]], path: Path) -> None:
                 out.writerow({k: ("" if row[k] is None else row[k]) for k in TSV_COLUMNS})
 
 
-def train_experiment(config: dict[str, Any], experiment: str, seed: int, results: Path = Path("results"),
+def train_experiment(config: dict[str, Any], experiment: str, seed: int, results: Path = RESULTS.root,
                      **kwargs: Any) -> None:
     """Train with the standard result layout (what the CLI uses; the Snakemake rule passes paths itself)."""
     layout = Results(results)

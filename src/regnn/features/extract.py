@@ -24,7 +24,7 @@ from regnn.features.media import MediaError, prefetch
 from regnn.features.runtime import COMMON_DEFAULTS, Extractor, Prepared
 from regnn.feature_store import shard_clips, write_shard
 
-log = logging.getLogger("regnn.features")
+log = logging.getLogger(__name__)
 
 KINDS = ("swin_fer", "vggish", "wav2vec2", "precomputed")
 

@@ -136,7 +136,7 @@ class GraphBlock(nn.Module):
         residual = float((x + self.f(x, edge, norm) - y).abs().max())
         if residual > tol:
             raise InverseError(f"fixed-point inverse left a residual of {residual:.3g} after {iters} "
-                               f"iterations (tolerance {tol:g}); raise model.inverse_iters")
+                               f"iterations (tolerance {tol:g}); raise model.gnn.inverse_iters")
         return x if self.norm is None else self.norm.inverse(x)
 
 
