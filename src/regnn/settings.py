@@ -143,9 +143,15 @@ def checkpoint_epochs(train_settings: dict[str, Any]) -> list[int]:
     return sorted({*range(every + offset, epochs + 1, every), epochs})
 
 
+def extractor_setting(config: dict[str, Any], extractor: str, key: str) -> Any:
+    """One of the settings every extractor has (`shards`, `device`, `workers`, ...), its default filled in:
+    what the rules and the CLI read without building the extractor."""
+    return config["extractors"][extractor].get(key, EXTRACTOR_DEFAULTS[key])
+
+
 def extractor_shards(config: dict[str, Any], extractor: str) -> int:
     """How many shard files (jobs per split) an extractor's features are cut into."""
-    return int(config["extractors"][extractor].get("shards", EXTRACTOR_DEFAULTS["shards"]))
+    return int(extractor_setting(config, extractor, "shards"))
 
 
 def experiment_files(config: dict[str, Any], experiment: str, split: str,

@@ -9,12 +9,7 @@ import re
 
 from regnn.devices import gpus_for
 from regnn.paths import RESULTS
-from regnn.settings import EXTRACTOR_DEFAULTS
-
-
-def extractor_setting(extractor, key):
-    """One of an extractor's settings that the rule reads (`device`, `workers`), its default filled in."""
-    return config["extractors"][extractor].get(key, EXTRACTOR_DEFAULTS[key])
+from regnn.settings import extractor_setting
 
 
 rule extract:
@@ -28,9 +23,9 @@ rule extract:
         RESULTS.log("extract", "{extractor}", "{split}", "shard-{shard}"),
     wildcard_constraints:
         extractor="|".join(re.escape(name) for name in config["extractors"]),
-    threads: lambda wildcards: int(extractor_setting(wildcards.extractor, "workers")) + 1
+    threads: lambda wildcards: int(extractor_setting(config, wildcards.extractor, "workers")) + 1
     resources:
-        gpu=lambda wildcards: gpus_for(extractor_setting(wildcards.extractor, "device")),
+        gpu=lambda wildcards: gpus_for(extractor_setting(config, wildcards.extractor, "device")),
     conda:
         "../../envs/regnn.yaml"
     script:
