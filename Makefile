@@ -28,9 +28,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
-# Re-resolve the exact versions after editing requirements.in (torch and torchvision stay pinned together).
+# Re-resolve the exact versions after editing requirements.in (torch and torchvision stay pinned together),
+# and write them into the rules' conda environment.
 lock: $(VENV)/.installed
 	$(UV) pip compile -q --python $(PY) requirements.in -o requirements.lock
+	$(PY) envs/conda_env.py
 
 demo: install
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
@@ -40,7 +42,9 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# The community's checks (the test suite runs them too): formatting and Snakemake's linter.
 lint: install
+	$(VENV)/bin/snakefmt --check --compact-diff Snakefile workflow/
 	$(SNAKEMAKE) --lint --configfile config/demo.yaml
 
 dag: install

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflow_helpers import demo_config, planned, planned_jobs, snakemake
+from tests.workflow_helpers import demo_config, planned, planned_jobs, planned_reasons, private_checkout, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +73,70 @@ def test_training_change_reruns_train_generate_evaluate_summarize_only(
     experiments = len(config["experiments"])
     assert counts["train"] == experiments
     assert counts["generate"] == counts["evaluate"] == experiments * len(config["splits"]["evaluate"])
+
+
+# Code edits, on a private copy of the workflow and its source tree, planned against the finished demo.
+def _plan_after_edits(finished_demo: tuple[Path, dict], tmp_path: Path, edits: dict[str, tuple[str, str]]):
+    workdir, config = finished_demo
+    checkout = private_checkout(tmp_path)
+    for name, (old, new) in edits.items():
+        path = checkout / name
+        text = path.read_text()
+        assert old in text, (name, old)
+        path.write_text(text.replace(old, new, 1))
+    run = snakemake(workdir, config, "-n", snakefile=checkout / "Snakefile")
+    assert run.returncode == 0, run.stdout[-3000:]
+    return run
+
+
+CODE_EDIT = ("\nfrom __future__ import annotations\n", "\nfrom __future__ import annotations\n\n_EDITED = True\n")
+
+
+def test_an_unchanged_private_copy_of_the_code_plans_nothing(finished_demo: tuple[Path, dict],
+                                                              tmp_path: Path) -> None:
+    assert planned_jobs(_plan_after_edits(finished_demo, tmp_path, {})) == {}
+
+
+def test_comment_and_docstring_edits_rerun_nothing(finished_demo: tuple[Path, dict], tmp_path: Path) -> None:
+    run = _plan_after_edits(finished_demo, tmp_path, {
+        "src/regnn/features/vggish.py": ('"""', '"""An edited docstring.\n\n'),
+        "src/regnn/metrics/react.py": ("\nimport numpy as np\n", "\n# an added comment\nimport numpy as np  # np\n"),
+        "src/regnn/model/perceptual.py": ("\nimport torch\n", "\n\n\nimport torch  # blank lines and a comment\n"),
+        "workflow/scripts/train.py": ("\n", "\n# a comment in a workflow script\n"),
+    })
+    assert planned_jobs(run) == {}, run.stdout[-3000:]
+
+
+def test_vggish_edit_reruns_its_extract_jobs_and_the_experiments_using_it(finished_demo: tuple[Path, dict],
+                                                                          tmp_path: Path) -> None:
+    workdir, config = finished_demo
+    run = _plan_after_edits(finished_demo, tmp_path, {"src/regnn/features/vggish.py": CODE_EDIT})
+    jobs = planned(run)
+    assert {w["extractor"] for rule, w in jobs if rule == "extract"} == {"vggish"}
+    assert len([1 for rule, _ in jobs if rule == "extract"]) == 3  # one shard per split
+    users = {e for e, s in config["experiments"].items() if s["audio"] == "vggish"}
+    assert users and users != set(config["experiments"])
+    assert {w["experiment"] for rule, w in jobs if rule in ("train", "generate", "evaluate")} == users
+    assert {rule for rule, _ in jobs} == {"extract", "train", "generate", "evaluate", "summarize", "all"}
+    reasons = planned_reasons(run)["extract"]
+    assert all("Params have changed" in r and "src/regnn/features/vggish.py" in r for r in reasons), reasons
+
+
+def test_metrics_edit_reruns_evaluate_baseline_and_summarize_only(finished_demo: tuple[Path, dict],
+                                                                 tmp_path: Path) -> None:
+    run = _plan_after_edits(finished_demo, tmp_path, {"src/regnn/metrics/react.py": CODE_EDIT})
+    counts = planned_jobs(run)
+    assert set(counts) == {"evaluate", "baseline", "summarize", "all"}, counts
+    reasons = planned_reasons(run)
+    assert all("src/regnn/metrics/react.py" in r for rule in ("evaluate", "baseline", "summarize")
+               for r in reasons[rule]), reasons
+
+
+def test_model_edit_reruns_train_generate_evaluate_summarize_and_no_extract(finished_demo: tuple[Path, dict],
+                                                                           tmp_path: Path) -> None:
+    workdir, config = finished_demo
+    run = _plan_after_edits(finished_demo, tmp_path, {"src/regnn/model/perceptual.py": CODE_EDIT})
+    counts = planned_jobs(run)
+    assert set(counts) == {"train", "generate", "evaluate", "summarize", "all"}, counts
+    assert counts["train"] == len(config["experiments"])
+    assert all("src/regnn/model/perceptual.py" in r for r in planned_reasons(run)["train"])

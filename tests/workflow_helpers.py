@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,15 +22,40 @@ def demo_config(**overrides: object) -> dict:
     return config
 
 
-def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600,
+              snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     configfile = workdir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config, sort_keys=False))
     return subprocess.run(
-        [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile),
+        [str(SNAKEMAKE), "-s", str(snakefile), "-d", str(workdir), "--configfile", str(configfile),
          "--cores", "2", *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
     )
+
+
+def private_checkout(parent: Path) -> Path:
+    """A copy of the workflow and its source tree for a test to edit (never the real tree). Modification
+    times are kept, so the copy's unchanged files look unchanged to Snakemake."""
+    checkout = parent / "checkout"
+    checkout.mkdir(parents=True)
+    shutil.copy2(REPO / "Snakefile", checkout / "Snakefile")
+    for folder in ("workflow", "src", "config", "envs", "profiles"):
+        shutil.copytree(REPO / folder, checkout / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so"))
+    return checkout
+
+
+def planned_reasons(result: subprocess.CompletedProcess) -> dict[str, list[str]]:
+    """Rule -> the `reason:` lines of its planned jobs, from a dry run's per-job blocks."""
+    reasons: dict[str, list[str]] = {}
+    rule = None
+    for line in result.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("reason:") and rule:
+            reasons.setdefault(rule, []).append(line.split(":", 1)[1].strip())
+    return reasons
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:

@@ -14,6 +14,7 @@ from regnn.devices import gpus_for
 from regnn import protocols
 from regnn.metrics.settings import resolve_settings
 from regnn.paths import RESULTS
+from regnn.provenance import WorkflowCode
 from regnn.settings import checkpoint_epochs, experiment_files, experiment_settings, resolve_generate_settings
 
 DEMO = "demo_data" in config
@@ -48,6 +49,12 @@ BASELINE_NAMES = EVALUATE["baselines"]["names"]
 if set(BASELINE_NAMES) - set(PROTOCOL.baselines):
     raise WorkflowError(f"evaluate.baselines.names {sorted(set(BASELINE_NAMES) - set(PROTOCOL.baselines))} are not "
                         f"available with data.protocol {PROTOCOL.name} (choose from {', '.join(PROTOCOL.baselines)})")
+
+
+# Each rule's params name the code its job runs (regnn.provenance): `*code("<script>.py")`. A script that
+# calls the protocol adds the protocol method it runs, since the protocol module is imported by name.
+code = WorkflowCode(workflow.current_basedir)
+PROTOCOL_MODULE = type(PROTOCOL).__module__
 
 
 wildcard_constraints:

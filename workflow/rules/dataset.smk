@@ -5,6 +5,7 @@ rule demo_data:
     output:
         root=directory(DATA_ROOT),
     params:
+        *code("demo_data.py"),
         settings=config.get("demo_data", {}),
     log:
         RESULTS.log("demo_data"),
@@ -20,6 +21,7 @@ rule clean_dataset:
     output:
         journal=RESULTS.cleanup_journal("{split}"),
     params:
+        *code("clean_dataset.py"),
         root=DATA_ROOT,
     log:
         RESULTS.log("clean_dataset", "{split}"),
@@ -35,6 +37,7 @@ rule index_split:
     output:
         **dataset_files("{split}"),
     params:
+        *code("index_split.py", f"{PROTOCOL_MODULE}:index_split"),
         data=config["data"],
     log:
         RESULTS.log("index_split", "{split}"),

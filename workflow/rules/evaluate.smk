@@ -9,6 +9,7 @@ rule evaluate:
     output:
         RESULTS.run_metrics("{experiment}", "{seed}", "{split}"),
     params:
+        *code("evaluate.py", f"{PROTOCOL_MODULE}:evaluate_run"),
         settings=METRIC_SETTINGS,
     log:
         RESULTS.log("evaluate", "{experiment}", "seed-{seed}", "{split}"),
@@ -31,6 +32,7 @@ rule baseline:
     output:
         RESULTS.baseline_metrics("{name}", "{split}"),
     params:
+        *code("baseline.py", f"{PROTOCOL_MODULE}:evaluate_baseline"),
         settings={**METRIC_SETTINGS, "baselines": EVALUATE["baselines"]},
     log:
         RESULTS.log("baseline", "{name}", "{split}"),
@@ -63,6 +65,7 @@ rule summarize:
         reactions=[report(RESULTS.reactions_figure("{split}", e), caption="../report/reactions.rst",
                           category="Reactions") for e in config["experiments"]],
     params:
+        *code("summarize.py"),
         settings=EVALUATE["summary"],
         inputs=lambda w: summary_inputs(w.split),
         reaction_figures=lambda w: {e: str(RESULTS.reactions_figure(w.split, e)) for e in config["experiments"]},

@@ -11,6 +11,14 @@ from regnn.devices import gpus_for
 from regnn.paths import RESULTS
 from regnn.settings import extractor_setting
 
+# Params name the code a job runs (regnn.provenance): the extract script's, and its extractor kind's module,
+# which the script imports by name (no digest can follow that), so editing VGGish reruns no Swin job.
+from regnn.features.kinds import implementing_module
+from regnn.provenance import WorkflowCode
+
+code = WorkflowCode(workflow.current_basedir)  # as in common.smk: tests include this file alone
+EXTRACT_CODE = code("extract.py")
+
 
 rule extract:
     input:
@@ -18,7 +26,11 @@ rule extract:
     output:
         RESULTS.feature_shard("{extractor}", "{split}", "{shard}"),
     params:
+        *EXTRACT_CODE,
         settings=lambda wildcards: config["extractors"][wildcards.extractor],
+        extractor_code=lambda wildcards: code.modules(
+            implementing_module(wildcards.extractor, config["extractors"][wildcards.extractor]), exclude=EXTRACT_CODE
+        ),
     log:
         RESULTS.log("extract", "{extractor}", "{split}", "shard-{shard}"),
     wildcard_constraints:

@@ -13,6 +13,7 @@ rule train:
         tsv=RESULTS.train_tsv("{experiment}", "{seed}"),
         tensorboard=directory(RESULTS.tensorboard_dir("{experiment}", "{seed}")),
     params:
+        *code("train.py"),
         settings=lambda w: experiment_settings(config, w.experiment),
         resume=RESULTS.resume_dir("{experiment}", "{seed}"),
     log:
@@ -38,6 +39,7 @@ rule generate:
     output:
         RESULTS.predictions("{experiment}", "{seed}", "{split}"),
     params:
+        *code("generate.py"),
         # export_official only adds the export_official rule's outputs to the targets
         settings={k: v for k, v in GENERATE.items() if k != "export_official"},
     log:
@@ -60,6 +62,8 @@ rule export_official:
         RESULTS.predictions("{experiment}", "{seed}", "{split}"),
     output:
         directory(RESULTS.official("{experiment}", "{seed}", "{split}")),
+    params:
+        *code("export_official.py"),
     log:
         RESULTS.log("export_official", "{experiment}", "seed-{seed}", "{split}"),
     conda:

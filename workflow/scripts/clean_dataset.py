@@ -1,3 +1,4 @@
+import _source_tree  # noqa: F401  (first: regnn from this workflow's own source tree)
 from regnn.data.cleanup import clean_dataset, write_journal
 from regnn.logs import log_to
 

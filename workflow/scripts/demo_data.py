@@ -1,3 +1,4 @@
+import _source_tree  # noqa: F401  (first: regnn from this workflow's own source tree)
 from regnn.data.synthetic import SyntheticSettings, write_dataset
 from regnn.logs import log_to
 

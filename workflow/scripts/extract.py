@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import _source_tree  # noqa: F401  (first: regnn from this workflow's own source tree)
 from regnn.features.extract import extract_shard
 from regnn.logs import log_to
 

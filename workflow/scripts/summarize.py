@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import _source_tree  # noqa: F401  (first: regnn from this workflow's own source tree)
 from regnn.logs import log_to
 from regnn.metrics.summary import summarize
 

@@ -7,6 +7,7 @@ are called out), frames per second, how busy the network was, and every clip who
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections import Counter
@@ -20,31 +21,18 @@ import torch
 from tqdm import tqdm
 
 from regnn.data.index import IndexRow, read_index
+from regnn.features.kinds import implementation
 from regnn.features.media import MediaError, prefetch
 from regnn.features.runtime import COMMON_DEFAULTS, Extractor, Prepared
 from regnn.feature_store import shard_clips, write_shard
 
 log = logging.getLogger(__name__)
 
-KINDS = ("swin_fer", "vggish", "wav2vec2", "precomputed")
-
 
 def build_extractor(name: str, settings: Mapping[str, Any]) -> Extractor:
-    """The extractor object for a config entry (`kind` picks the implementation)."""
-    kind = settings.get("kind")
-    if kind == "swin_fer":
-        from regnn.features.video import VideoExtractor
-        return VideoExtractor(name, settings)
-    if kind == "vggish":
-        from regnn.features.vggish import VGGishExtractor
-        return VGGishExtractor(name, settings)
-    if kind == "wav2vec2":
-        from regnn.features.wav2vec import Wav2Vec2Extractor
-        return Wav2Vec2Extractor(name, settings)
-    if kind == "precomputed":
-        from regnn.features.precomputed import PrecomputedExtractor
-        return PrecomputedExtractor(name, settings)
-    raise ValueError(f"extractor {name!r}: unknown kind {kind!r}; expected one of {list(KINDS)}")
+    """The extractor object for a config entry (`kind` picks the implementation, imported only then)."""
+    module, cls = implementation(name, settings)
+    return getattr(importlib.import_module(module), cls)(name, settings)
 
 
 def shard_rows(index: list[IndexRow], shards: int, shard: int) -> list[IndexRow]:
