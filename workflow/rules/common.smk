@@ -103,6 +103,7 @@ def final_targets():
         return [RESULTS.baseline_metrics(name, split) for name in BASELINE_NAMES for split in splits]
     targets = [RESULTS.metrics_table(split) for split in splits]
     if GENERATE["export_official"]:
-        targets += [RESULTS.official(e, s, split) for e in config["experiments"] for s in config["seeds"]
-                    for split in splits]
+        targets += [
+            RESULTS.official(e, s, split) for e in config["experiments"] for s in config["seeds"] for split in splits
+        ]
     return targets

@@ -2,6 +2,7 @@
 # random, mime), and the per-split summary table and figures. Each rule's params hold only the settings that
 # change its numbers, so editing the figure settings does not rerun hours of FRD.
 
+
 rule evaluate:
     input:
         predictions=RESULTS.predictions("{experiment}", "{seed}", "{split}"),
@@ -62,8 +63,10 @@ rule summarize:
         table=report(RESULTS.metrics_table("{split}"), caption="../report/metrics.rst", category="Metrics"),
         latex=RESULTS.metrics_latex("{split}"),
         methods=report(RESULTS.methods_figure("{split}"), caption="../report/methods.rst", category="Metrics"),
-        reactions=[report(RESULTS.reactions_figure("{split}", e), caption="../report/reactions.rst",
-                          category="Reactions") for e in config["experiments"]],
+        reactions=[
+            report(RESULTS.reactions_figure("{split}", e), caption="../report/reactions.rst", category="Reactions")
+            for e in config["experiments"]
+        ],
     params:
         *code("summarize.py"),
         settings=EVALUATE["summary"],

@@ -5,16 +5,15 @@
 # extractor's `device` is cpu, and `device: auto` uses the GPU the job is given. Threads: the extractor's
 # `workers` (background decoding) plus one for the network; torch uses as many for its own ops.
 # Needs only `config["extractors"]` (tests include this file alone).
+# Params name the code a job runs (regnn.provenance): the extract script's, and its extractor kind's module,
+# which the script imports by name (no digest can follow that), so editing VGGish reruns no Swin job.
 import re
 
 from regnn.devices import gpus_for
-from regnn.paths import RESULTS
-from regnn.settings import extractor_setting
-
-# Params name the code a job runs (regnn.provenance): the extract script's, and its extractor kind's module,
-# which the script imports by name (no digest can follow that), so editing VGGish reruns no Swin job.
 from regnn.features.kinds import implementing_module
+from regnn.paths import RESULTS
 from regnn.provenance import WorkflowCode
+from regnn.settings import extractor_setting
 
 code = WorkflowCode(workflow.current_basedir)  # as in common.smk: tests include this file alone
 EXTRACT_CODE = code("extract.py")

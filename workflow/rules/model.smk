@@ -5,6 +5,7 @@
 # experiment reruns only its jobs. Training resumes from results/experiments/<e>/seed-<s>/.resume/, which
 # is not a declared output, so a job killed at its time limit (or preempted) continues where it stopped.
 
+
 rule train:
     input:
         unpack(lambda w: experiment_inputs(w, TRAIN_SPLIT)),
