@@ -63,7 +63,8 @@ def test_catalog_files_and_the_dot_test_convention(tmp_path: Path) -> None:
     assert catalog["usage"]["software-stack-deployment"]["conda"] is True and catalog["usage"]["report"] is True
     readme = (REPO / "config" / "README.md").read_text()
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert all(f"`{section}`" in readme for section in schema["properties"]), "config/README.md misses a section"
+    missing = [section for section in schema["properties"] if f"| `{section}" not in readme]
+    assert not missing, f"config/README.md does not describe {missing}"
     checkout = private_checkout(tmp_path)
     run = _run(SNAKEMAKE, "-s", "workflow/Snakefile", "--directory", ".test", "--cores", "2", "-n", cwd=checkout)
     assert run.returncode == 0, run.stdout[-3000:]
@@ -87,6 +88,11 @@ def _module_snakefile(folder: Path, workflow: Path) -> Path:
 
 def test_deployed_as_a_module_it_plans_the_demo_and_runs_its_dataset_stage(tmp_path: Path) -> None:
     checkout = private_checkout(tmp_path / "code")
+    # Every process importing regnn from the copy says so: the jobs must run the module's own code, not the
+    # package installed in this environment (which is the real tree's).
+    with (checkout / "src/regnn/__init__.py").open("a") as f:
+        f.write("\nimport sys as _s\nwith open('imported-regnn.txt', 'a') as _f:\n"
+                "    _f.write(f'{_s.argv[-1]} {__file__}\\n')\n")
     user = tmp_path / "user"
     snakefile = _module_snakefile(user, checkout / "workflow" / "Snakefile")
     (user / "config").mkdir()
@@ -98,6 +104,9 @@ def test_deployed_as_a_module_it_plans_the_demo_and_runs_its_dataset_stage(tmp_p
     run = _run(SNAKEMAKE, "-s", snakefile, "--cores", "2", "results/dataset/test/index.tsv", cwd=user)
     assert run.returncode == 0, run.stdout[-3000:]
     assert (user / "results/dataset/test/emotions.h5").is_file()
+    imports = (user / "imported-regnn.txt").read_text().splitlines()
+    jobs = [line for line in imports if "index_split" in line.split()[0]]
+    assert jobs and all(line.split()[1] == str(checkout / "src/regnn/__init__.py") for line in jobs), imports
 
 
 def test_conda_environment_is_the_lock_and_resolves_offline(tmp_path: Path) -> None:

@@ -40,9 +40,9 @@ def private_checkout(parent: Path) -> Path:
     checkout = parent / "checkout"
     checkout.mkdir(parents=True)
     shutil.copy2(REPO / "Snakefile", checkout / "Snakefile")
-    for folder in ("workflow", "src", "config", "envs", "profiles"):
-        shutil.copytree(REPO / folder, checkout / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so"))
+    for folder in ("workflow", "src", "config", "envs", "profiles", ".test"):
+        shutil.copytree(REPO / folder, checkout / folder, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so", "results", ".snakemake"))
     return checkout
 
 
