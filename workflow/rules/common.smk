@@ -47,8 +47,10 @@ EVALUATE = resolve_settings(config["evaluate"])
 METRIC_SETTINGS = PROTOCOL.metric_settings(EVALUATE)
 BASELINE_NAMES = EVALUATE["baselines"]["names"]
 if set(BASELINE_NAMES) - set(PROTOCOL.baselines):
-    raise WorkflowError(f"evaluate.baselines.names {sorted(set(BASELINE_NAMES) - set(PROTOCOL.baselines))} are not "
-                        f"available with data.protocol {PROTOCOL.name} (choose from {', '.join(PROTOCOL.baselines)})")
+    raise WorkflowError(
+        f"evaluate.baselines.names {sorted(set(BASELINE_NAMES) - set(PROTOCOL.baselines))} are not "
+        f"available with data.protocol {PROTOCOL.name} (choose from {', '.join(PROTOCOL.baselines)})"
+    )
 
 
 # Each rule's params name the code its job runs (regnn.provenance): `*code("<script>.py")`. A script that

@@ -5,8 +5,8 @@
 
 rule evaluate:
     input:
-        predictions=RESULTS.predictions("{experiment}", "{seed}", "{split}"),
         **scoring_inputs("{split}"),
+        predictions=RESULTS.predictions("{experiment}", "{seed}", "{split}"),
     output:
         RESULTS.run_metrics("{experiment}", "{seed}", "{split}"),
     params:
