@@ -31,7 +31,8 @@ def test_the_layout_gives_snakemake_patterns_and_real_paths_from_the_same_call()
     assert layout.feature_shards("vggish", "val", 2) == [Path("/tmp/r/features/vggish/val/shard-0.h5"),
                                                          Path("/tmp/r/features/vggish/val/shard-1.h5")]
     assert layout.log("demo_data") == Path("/tmp/r/logs/demo_data.log")
-    assert layout.log("extract", "vggish", "val", "shard-1") == Path("/tmp/r/logs/extract/vggish/val/shard-1.log")
+    assert layout.shard_log("vggish", "val", 1) == Path("/tmp/r/logs/extract/vggish/val/shard-1.log")
+    assert layout.run_log("generate", "regnn", 2, "test") == Path("/tmp/r/logs/generate/regnn/seed-2/test.log")
     assert layout.predictions("regnn", 2, "test").relative_to(layout.experiment_dir("regnn", 2)) == \
         Path("predictions/test.h5")
     assert checkpoint_name(96) == "after-096-epochs.pt"  # the reference's mhp-epoch95

@@ -105,7 +105,7 @@ def _extract(args: argparse.Namespace) -> None:
     shards = extractor_shards({"extractors": extractors}, args.extractor)
     for shard in [args.shard] if args.shard is not None else range(shards):
         out = layout.feature_shard(args.extractor, args.split, shard)
-        log = layout.log("extract", args.extractor, args.split, f"shard-{shard}")
+        log = layout.shard_log(args.extractor, args.split, shard)
         try:
             with log_to(log):
                 report = extract_shard(index, out, args.extractor, settings, shard)

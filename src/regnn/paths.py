@@ -125,6 +125,14 @@ class Results:
         *folders, last = (str(p) for p in parts)
         return self.root.joinpath("logs", rule, *folders, f"{last}.log")
 
+    def run_log(self, rule: str, experiment: Part, seed: Part, *parts: Part) -> Path:
+        """The log of an experiment x seed job: `logs/<rule>/<experiment>/seed-<seed>[/...].log`."""
+        return self.log(rule, experiment, f"seed-{seed}", *parts)
+
+    def shard_log(self, extractor: Part, split: Part, shard: Part) -> Path:
+        """The log of one extract job: `logs/extract/<extractor>/<split>/shard-<k>.log`."""
+        return self.log("extract", extractor, split, f"shard-{shard}")
+
 
 RESULTS = Results()
 """The layout the workflow writes (relative to its working directory) and the CLI's default."""

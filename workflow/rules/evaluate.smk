@@ -13,7 +13,7 @@ rule evaluate:
         *code("evaluate.py", f"{PROTOCOL_MODULE}:evaluate_run"),
         settings=METRIC_SETTINGS,
     log:
-        RESULTS.log("evaluate", "{experiment}", "seed-{seed}", "{split}"),
+        RESULTS.run_log("evaluate", "{experiment}", "{seed}", "{split}"),
     threads: EVALUATE["threads"]
     resources:
         gpu=gpus_for(EVALUATE["device"]),

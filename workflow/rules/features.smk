@@ -31,7 +31,7 @@ rule extract:
             implementing_module(wildcards.extractor, config["extractors"][wildcards.extractor]), exclude=EXTRACT_CODE
         ),
     log:
-        RESULTS.log("extract", "{extractor}", "{split}", "shard-{shard}"),
+        RESULTS.shard_log("{extractor}", "{split}", "{shard}"),
     wildcard_constraints:
         extractor="|".join(re.escape(name) for name in config["extractors"]),
     threads: lambda wildcards: int(extractor_setting(config, wildcards.extractor, "workers")) + 1

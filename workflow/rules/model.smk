@@ -18,7 +18,7 @@ rule train:
         settings=lambda w: experiment_settings(config, w.experiment),
         resume=RESULTS.resume_dir("{experiment}", "{seed}"),
     log:
-        RESULTS.log("train", "{experiment}", "seed-{seed}"),
+        RESULTS.run_log("train", "{experiment}", "{seed}"),
     wildcard_constraints:
         experiment="|".join(config["experiments"]),
     threads: 4
@@ -44,7 +44,7 @@ rule generate:
         # export_official only adds the export_official rule's outputs to the targets
         settings={k: v for k, v in GENERATE.items() if k != "export_official"},
     log:
-        RESULTS.log("generate", "{experiment}", "seed-{seed}", "{split}"),
+        RESULTS.run_log("generate", "{experiment}", "{seed}", "{split}"),
     wildcard_constraints:
         experiment="|".join(config["experiments"]),
     threads: 4
@@ -66,7 +66,7 @@ rule export_official:
     params:
         *code("export_official.py"),
     log:
-        RESULTS.log("export_official", "{experiment}", "seed-{seed}", "{split}"),
+        RESULTS.run_log("export_official", "{experiment}", "{seed}", "{split}"),
     conda:
         "../../envs/regnn.yaml"
     script:

@@ -24,7 +24,8 @@ import soundfile
 import torch
 
 from regnn.data.layout import (EMOTION_COLUMNS, FEATURE_FOLDERS, FPS, FRAMES, SPLIT_HEADER, SPLITS, ClipKey,
-                               audio_path, emotion_path, features_path, video_path)
+                               audio_path, emotion_path, features_path, neighbour_matrix_path, split_csv,
+                               video_path)
 
 LATENT = 4  # valence, arousal, smile, brow
 STYLES = 4
@@ -205,13 +206,13 @@ def _write_split(root: Path, split: str, sessions: list[tuple[str, str, tuple[st
             rows.append(keys)
             first_styles.append(styles[0])
             second_styles.append(styles[1])
-    with (root / f"{split}.csv").open("w") as f:
+    with split_csv(root, split).open("w") as f:
         f.write(",".join(SPLIT_HEADER) + "\n")
         for i, (speaker, listener) in enumerate(rows):
             f.write(f"{i},{speaker},{listener}\n")
     mirrored_styles = np.array(first_styles + second_styles)  # each mirrored sample's speaker style
     neighbours = (mirrored_styles[:, None] == mirrored_styles[None, :]).astype(np.float64)
-    np.save(root / f"neighbour_emotion_{split}.npy", neighbours)
+    np.save(neighbour_matrix_path(root, split), neighbours)
 
 
 def _write_clip(split_dir: Path, key: str, emotion_person: str, emotions: np.ndarray,
