@@ -1,4 +1,5 @@
-"""The synthetic dataset has the exact REACT 2024 layout and a dependency a model can learn."""
+"""The synthetic dataset has the exact REACT 2024 layout, a dependency a model can learn, and REACT's
+appropriateness: the neighbour matrix marks listeners whose reactions resemble the true one over time."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import soundfile
 
 from regnn.data import layout
 from regnn.data.synthetic import SyntheticSettings, write_dataset
+from regnn.metrics import dtw
+from regnn.metrics.react import FRD_WEIGHTS
 from tests.conftest import TINY
 
 
@@ -118,21 +121,30 @@ def test_same_seed_same_bytes_in_concurrent_processes(tmp_path: Path) -> None:
 
 
 def _lagged_corr(a: np.ndarray, b: np.ndarray, lag: int) -> float:
+    """Correlation of a(t) with b(t + lag), for a negative lag too."""
+    if lag < 0:
+        return _lagged_corr(b, a, -lag)
     return float(np.corrcoef(a[: len(a) - lag], b[lag:])[0, 1])
 
 
+def _split_emotions(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Speaker and listener emotions (2N, 750, 25) of the mirrored positions, and the neighbour matrix."""
+    speakers, listeners = layout.mirrored(layout.read_split(root, split))
+    return (np.stack([_emotion(root, split, k) for k in speakers]),
+            np.stack([_emotion(root, split, k) for k in listeners]),
+            np.load(root / f"neighbour_emotion_{split}.npy").astype(bool))
+
+
 def test_listener_follows_speaker_with_a_lag(tiny_dataset_master: Path) -> None:
-    root = tiny_dataset_master
-    real, shuffled = [], []
+    real, other = [], []
     for split in layout.SPLITS:
-        rows = layout.read_split(root, split)
-        emotions = [(_emotion(root, split, s), _emotion(root, split, l)) for s, l in rows]
-        for i, (speaker, listener) in enumerate(emotions):
-            other = emotions[(i + 1) % len(emotions)][1]
-            for dim in (15, 16):  # valence and arousal
-                real.append(max(_lagged_corr(speaker[:, dim], listener[:, dim], lag) for lag in range(4, 17)))
-                shuffled.append(max(_lagged_corr(speaker[:, dim], other[:, dim], lag) for lag in range(4, 17)))
-    assert np.mean(real) > np.mean(shuffled) + 0.3
+        speaker, listener, matrix = _split_emotions(tiny_dataset_master, split)
+        for k in range(len(speaker)):
+            j = int(np.flatnonzero(~matrix[k])[0])  # a listener of another scene
+            for dim in (15, 16):  # valence and arousal; the listener's lag behind the speaker is within +-12
+                real.append(max(_lagged_corr(speaker[k, :, dim], listener[k, :, dim], d) for d in range(-12, 13)))
+                other.append(max(_lagged_corr(speaker[k, :, dim], listener[j, :, dim], d) for d in range(-12, 13)))
+    assert np.mean(real) > np.mean(other) + 0.3
 
 
 def test_media_are_driven_by_the_speakers_emotions(tiny_dataset_master: Path) -> None:
@@ -149,16 +161,21 @@ def test_media_are_driven_by_the_speakers_emotions(tiny_dataset_master: Path) ->
     assert np.corrcoef(loudness, emotions[:, 16])[0, 1] > 0.5
 
 
-def test_neighbours_mark_speakers_with_similar_behaviour(tiny_dataset_master: Path) -> None:
-    root = tiny_dataset_master
-    near, far = [], []
+def test_appropriate_listeners_react_like_the_true_listener(tiny_dataset_master: Path) -> None:
+    """REACT's matrix marks listeners whose reactions resemble the true one: closer in FRD's DTW than others."""
+    near, far, nearest_is_appropriate = [], [], []
     for split in layout.SPLITS:
-        speakers, _ = layout.mirrored(layout.read_split(root, split))
-        means = np.stack([_emotion(root, split, k)[:, 15:].mean(axis=0) for k in speakers])
-        distance = np.linalg.norm(means[:, None] - means[None], axis=-1)
-        matrix = np.load(root / f"neighbour_emotion_{split}.npy").astype(bool)
-        half = len(speakers) // 2
+        _, listener, matrix = _split_emotions(tiny_dataset_master, split)
+        n = len(listener)
+        half = n // 2
         assert not matrix[np.arange(half), np.arange(half) + half].any()  # the partner is not a neighbour
-        near.extend(distance[matrix & ~np.eye(len(speakers), dtype=bool)])
+        k, j = np.nonzero(~np.eye(n, dtype=bool))
+        groups = dtw.dtw_groups(listener.astype(np.float32), listener.astype(np.float32), k, j, device="cpu")
+        distance = np.full((n, n), np.inf)
+        distance[k, j] = groups @ np.asarray(FRD_WEIGHTS)
+        others = ~np.eye(n, dtype=bool)
+        near.extend(distance[matrix & others])
         far.extend(distance[~matrix])
-    assert near and far and np.mean(near) < np.mean(far)
+        nearest_is_appropriate.extend(matrix[np.arange(n), distance.argmin(axis=1)])
+    assert near and far and np.mean(near) < 0.8 * np.mean(far)
+    assert np.mean(nearest_is_appropriate) >= 0.75

@@ -1,13 +1,21 @@
 """A synthetic dataset in the exact REACT 2024 layout, with a dependency a model can learn.
 
-Each dyad's two persons follow each other: a person's latent behaviour is their own smooth process plus the
-partner's process delayed by a person-specific lag, plus a mood set by the person's own "style" in this clip
-and by how they react to the partner's style, plus person-specific bias and gain. Emotions (AUs, valence/arousal, expression probabilities) are read off the
-latent; the video draws a face whose brows, eyes, mouth and colour move with the emotions; the audio's pitch
-follows valence and its loudness arousal and mouth opening. Speakers of the same style behave alike and
-draw alike reactions, so the neighbour matrix marks them as each other's appropriate reactions. The two
-persons of a clip always differ in style, so mimicking the speaker is not an appropriate reaction. A model that reads the speaker's media can
-therefore predict the listener better than random or mime baselines.
+Both persons of a dyad react to one conversation, each with a person-specific lag, bias and gain, plus
+their own smaller behaviour, so a listener's reaction is their speaker's behaviour shifted in time. A mood
+set by each person's style and by how they react to the partner's style shifts their emotions (the two
+persons of a clip always differ in style, so mimicking the speaker is not the appropriate reaction).
+Emotions (AUs, valence/arousal, expression probabilities) are read off the latent behaviour.
+
+Appropriateness means what it means in REACT, whose matrix marks listeners whose reactions to similar
+speaker behaviour are similar: the dyads of a split are grouped into scenes whose conversations mostly follow
+one script, and listener j is appropriate for speaker k when both dyads play the same scene in the same role.
+Their reactions then resemble each other over time (closer in DTW than other listeners'), so the paper's
+best-of-10-neighbours loss has a consistent target.
+
+The video draws the project's face (`regnn.face`: the AUs move its parts), lit brighter with arousal; the
+audio's pitch follows valence, its loudness and first formant arousal (and mouth opening), its second
+formant the smile. So even the demo's tiny random-weight backbones carry the speaker's behaviour into their
+features (benchmarks/demo_probe.py measures how much).
 """
 
 from __future__ import annotations
@@ -26,9 +34,14 @@ import torch
 from regnn.data.layout import (EMOTION_COLUMNS, FEATURE_FOLDERS, FPS, FRAMES, SPLIT_HEADER, SPLITS, ClipKey,
                                audio_path, emotion_path, features_path, neighbour_matrix_path, split_csv,
                                video_path)
+from regnn.face import render_faces
 
 LATENT = 4  # valence, arousal, smile, brow
 STYLES = 4
+PAD = 20  # frames of behaviour before a clip starts (the longest lag is 16)
+SCENE_DYADS = 4  # dyads that play one scene: each speaker has ~4 appropriate listeners (REACT: ~7)
+SCRIPT_SHARE = 0.8  # fraction of a conversation's behaviour that is its scene's script
+OWN_WEIGHT = 0.4  # a person's own behaviour, relative to the conversation they react to
 PRECOMPUTED_DIMS = {"Video_features": 32, "Audio_features": 16}
 CITIES = ("Paris", "Nottingham", "Augsburg")
 RECOLA_PAIRS = (("P25", "P26"), ("P41", "P42"), ("P45", "P46"))
@@ -96,56 +109,29 @@ def _emotions(latent: np.ndarray, person: _Person, mix: _Mixing) -> np.ndarray:
     return np.concatenate([aus, valence_arousal, probs], axis=1)
 
 
-def _dyad_emotions(rng: np.random.Generator, a: _Person, b: _Person, styles: tuple[int, int], mix: _Mixing,
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Emotions of both persons of one clip: each follows the other's own behaviour with a lag."""
-    pad = 20
-    own_a = _smooth_noise(rng, FRAMES + pad)
-    own_b = _smooth_noise(rng, FRAMES + pad)
-    coupling = 0.9
+def _dyad_emotions(rng: np.random.Generator, a: _Person, b: _Person, styles: tuple[int, int],
+                   script: np.ndarray, mix: _Mixing) -> tuple[np.ndarray, np.ndarray]:
+    """Emotions of both persons of one clip, who react to one conversation, each with their own lag.
 
-    def latent(me: _Person, own: np.ndarray, partner_own: np.ndarray, style: int, partner_style: int,
-               ) -> np.ndarray:
-        follow = partner_own[pad - me.lag: pad - me.lag + FRAMES]
+    The conversation is mostly its scene's script (SCRIPT_SHARE of its variance) plus a clip-specific part,
+    so the clips of a scene play out alike over time. Each person expresses it `lag` frames late, plus
+    their own smaller behaviour, so a listener's reaction is their speaker's behaviour shifted in time.
+    """
+    conversation = np.sqrt(SCRIPT_SHARE) * script + np.sqrt(1 - SCRIPT_SHARE) * _smooth_noise(rng, FRAMES + PAD)
+
+    def latent(me: _Person, style: int, partner_style: int) -> np.ndarray:
+        follow = conversation[PAD - me.lag: PAD - me.lag + FRAMES]
         mood = mix.styles[style] + mix.reactions[partner_style]
-        return mood + me.bias + me.gain * (own[pad:] * 0.6 + coupling * follow)
+        return mood + me.bias + me.gain * (follow + OWN_WEIGHT * _smooth_noise(rng, FRAMES))
 
-    return (_emotions(latent(a, own_a, own_b, *styles), a, mix),
-            _emotions(latent(b, own_b, own_a, *styles[::-1]), b, mix))
+    return (_emotions(latent(a, *styles), a, mix), _emotions(latent(b, *styles[::-1]), b, mix))
 
 
 def _draw_faces(emotions: np.ndarray, size: int) -> np.ndarray:
-    """(T, size, size, 3) uint8 frames of a cartoon face driven by the emotion rows."""
-    t = len(emotions)
-    au = emotions[:, :15]
-    valence, arousal = emotions[:, 15], emotions[:, 16]
-    happy = emotions[:, 18]
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
-    yy, xx = yy[None], xx[None]
-
-    def col(v: np.ndarray) -> np.ndarray:
-        return v.astype(np.float32)[:, None, None]
-
-    skin = 0.55 + 0.25 * col(arousal)
-    face = (xx / 0.42) ** 2 + (yy / 0.48) ** 2 < 1
-    brow_y = -0.2 - 0.06 * col(au[:, 0] + au[:, 1]) + 0.05 * col(au[:, 2])
-    brows = (np.abs(yy - brow_y) < 0.025) & (np.abs(np.abs(xx) - 0.17) < 0.1)
-    eye_open = 0.07 - 0.04 * col(au[:, 4]) + 0.02 * col(arousal)
-    eyes = ((np.abs(xx) - 0.17) / 0.08) ** 2 + ((yy + 0.08) / np.maximum(eye_open, 0.01)) ** 2 < 1
-    smile = 0.5 * col(valence) + 0.6 * col(au[:, 7])
-    mouth_open = 0.02 + 0.05 * col(au[:, 13] + au[:, 14])
-    mouth_center = 0.22 - smile * 2.0 * xx**2
-    mouth = (np.abs(yy - mouth_center) < mouth_open) & (np.abs(xx) < 0.2)
-    cheeks = (((np.abs(xx) - 0.22) / 0.07) ** 2 + ((yy - 0.08) / 0.05) ** 2 < 1) & (col(au[:, 3]) > 0)
-
-    frames = np.zeros((t, size, size, 3), dtype=np.float32)
-    frames[..., 0] = np.where(face, skin, 0.15)
-    frames[..., 1] = np.where(face, skin * 0.8, 0.2)
-    frames[..., 2] = np.where(face, skin * 0.65, 0.3 + 0.2 * col(happy))
-    frames[..., 0] += np.where(cheeks, 0.25, 0.0)
-    for part, shade in ((brows, 0.1), (eyes, 0.05), (mouth, 0.25)):
-        frames[part] = shade
-    return (np.clip(frames, 0, 1) * 255).astype(np.uint8)
+    """(T, size, size, 3) uint8: the project's face (AUs move its parts), lit brighter with arousal."""
+    faces = render_faces(emotions, size, panels=False).astype(np.float32)
+    light = 0.8 + 0.2 * emotions[:, 16].astype(np.float32)
+    return np.clip(faces * light[:, None, None, None] + 0.5, 0, 255).astype(np.uint8)
 
 
 def _write_mp4(path: Path, frames: np.ndarray) -> None:
@@ -165,18 +151,26 @@ def _write_mp4(path: Path, frames: np.ndarray) -> None:
 
 
 def _voice(emotions: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A voiced signal whose pitch follows valence and loudness follows arousal and mouth opening."""
+    """A voiced signal: pitch follows valence, loudness and the first formant arousal (vocal effort), the
+    second formant the smile (AU12), and loudness the mouth opening (AU25, AU26)."""
     n = int(round((FRAMES / FPS + 0.02) * rate))
     frame_times = (np.arange(FRAMES) + 0.5) / FPS
     times = np.arange(n) / rate
-    valence = np.interp(times, frame_times, emotions[:, 15])
-    arousal = np.interp(times, frame_times, emotions[:, 16])
-    opening = np.interp(times, frame_times, emotions[:, 13] + emotions[:, 14])
+
+    def track(column: int) -> np.ndarray:
+        return np.interp(times, frame_times, emotions[:, column])
+
+    valence, arousal, smile = track(15), track(16), track(7)
+    opening = track(13) + track(14)
     f0 = 150.0 + 60.0 * valence
     phase = 2 * np.pi * np.cumsum(f0) / rate
-    amplitude = 0.03 + 0.12 * (arousal + 1) * (0.3 + 0.35 * opening)
-    harmonics = np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.25 * np.sin(3 * phase)
-    return (amplitude * harmonics / 1.75 + 0.005 * rng.standard_normal(n)).astype(np.float32)
+    formants = ((600.0 + 300.0 * arousal, 150.0), (1700.0 + 500.0 * smile, 250.0))  # (centre Hz, width Hz)
+    voice = np.zeros(n)
+    for k in range(1, 9):  # harmonics below the Nyquist frequency of an 8 kHz demo rate
+        gain = 0.15 + sum(np.exp(-0.5 * ((k * f0 - centre) / width) ** 2) for centre, width in formants)
+        voice += gain * np.sin(k * phase) * (k * f0 < rate / 2)
+    amplitude = 0.05 * np.exp(0.9 * arousal) * (1 + 0.5 * opening)  # log loudness linear in arousal
+    return (amplitude * voice / 2.5 + 0.005 * rng.standard_normal(n)).astype(np.float32)
 
 
 def _sessions(split_offset: int, count: int) -> list[tuple[str, str, tuple[str, str]]]:
@@ -190,28 +184,36 @@ def _sessions(split_offset: int, count: int) -> list[tuple[str, str, tuple[str, 
     return out
 
 
+def _scene_of_dyads(rng: np.random.Generator, dyads: int) -> np.ndarray:
+    """Scene of each dyad: about SCENE_DYADS dyads per scene (at least two scenes), mixed across sessions."""
+    scenes = max(2, round(dyads / SCENE_DYADS))
+    return rng.permutation(dyads) % scenes
+
+
 def _write_split(root: Path, split: str, sessions: list[tuple[str, str, tuple[str, str]]],
                  settings: SyntheticSettings, mix: _Mixing, rng: np.random.Generator) -> None:
+    dyads = len(sessions) * settings.clips_per_session
+    scene_of = _scene_of_dyads(rng, dyads)
+    scenes = [(_smooth_noise(rng, FRAMES + PAD), tuple(int(s) for s in rng.choice(STYLES, size=2, replace=False)))
+              for _ in range(scene_of.max() + 1)]  # (script, the two roles' styles)
     rows: list[tuple[str, str]] = []
-    first_styles: list[int] = []
-    second_styles: list[int] = []
     for site, session, (first, second) in sessions:
         persons = (_person(rng), _person(rng))
         for clip in range(1, settings.clips_per_session + 1):
-            styles = tuple(int(s) for s in rng.choice(STYLES, size=2, replace=False))
+            script, styles = scenes[scene_of[len(rows)]]
             keys = (f"{site}/{session}/{first}/{clip}", f"{site}/{session}/{second}/{clip}")
             for key, person_folder, emotions in zip(keys, ("P1", "P2"),
-                                                    _dyad_emotions(rng, *persons, styles, mix)):
+                                                    _dyad_emotions(rng, *persons, styles, script, mix)):
                 _write_clip(root / split, key, person_folder, emotions, settings, mix, rng)
             rows.append(keys)
-            first_styles.append(styles[0])
-            second_styles.append(styles[1])
     with split_csv(root, split).open("w") as f:
         f.write(",".join(SPLIT_HEADER) + "\n")
         for i, (speaker, listener) in enumerate(rows):
             f.write(f"{i},{speaker},{listener}\n")
-    mirrored_styles = np.array(first_styles + second_styles)  # each mirrored sample's speaker style
-    neighbours = (mirrored_styles[:, None] == mirrored_styles[None, :]).astype(np.float64)
+    # Mirrored position k < N has speaker = first person of dyad k, k + N the second. Listener j is
+    # appropriate for speaker k when both dyads play the same scene and k, j speak in the same role.
+    role_scene = np.concatenate([scene_of, scene_of + scene_of.max() + 1])
+    neighbours = (role_scene[:, None] == role_scene[None, :]).astype(np.float64)
     np.save(neighbour_matrix_path(root, split), neighbours)
 
 
