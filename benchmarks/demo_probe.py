@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from regnn.data.index import load_emotions
-from regnn.features.store import load_features, unique_clips
+from regnn.feature_store import load_features, unique_clips
 from regnn.paths import Results
 
 REPO = Path(__file__).resolve().parents[1]
