@@ -8,7 +8,7 @@ CORES ?= 2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_PACKAGES := graphviz gcc
 
-.PHONY: install system-packages lock demo test lint dag report clean-demo
+.PHONY: install system-packages browser lock demo test lint dag report clean-demo
 
 install: system-packages $(VENV)/.installed
 
@@ -20,6 +20,16 @@ system-packages:
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@bash .ci/install-slurm.sh
+
+# Headless Chromium (Debian's chromium-headless-shell) for the test that opens the report; installed when no
+# Chromium is on PATH. If it cannot be installed, that test skips and says why.
+BROWSER_PACKAGE := chromium-headless-shell
+browser:
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || { \
+	  echo "installing $(BROWSER_PACKAGE) (the report's browser test)"; \
+	  ( $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $(BROWSER_PACKAGE) >/dev/null ) || \
+	  echo "could not install $(BROWSER_PACKAGE): the report's browser test will be skipped"; }
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,7 +49,7 @@ demo: install
 	@echo; echo "results/metrics/test.tsv:"
 	@$(PY) -c 'import pandas as pd; t = pd.read_csv("results/metrics/test.tsv", sep="\t"); print(t.to_string(index=False, na_rep="", float_format="{:.4g}".format))'
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
 
 # The community's checks (the test suite runs them too): formatting and Snakemake's linter.

@@ -97,7 +97,8 @@ def test_lids_close_with_au7_and_cheeks_rise_with_au6() -> None:
     assert white(draw(AU7=1.0)) < 0.7 * white(draw())
     def blush(frame: np.ndarray) -> tuple[float, float]:
         """Total redness above the skin's on the right cheek (beside the mouth), and its centroid row."""
-        red = np.clip(frame[..., 0] - frame[..., 1] - 45, 0, None)[SIZE // 3: SIZE // 2 + 16, SIZE // 2 + 16: SIZE // 2 + 30]
+        cheek = np.s_[SIZE // 3: SIZE // 2 + 16, SIZE // 2 + 16: SIZE // 2 + 30]
+        red = np.clip(frame[..., 0] - frame[..., 1] - 45, 0, None)[cheek]
         rows = np.arange(red.shape[0])[:, None]
         return float(red.sum()), float((red * rows).sum() / red.sum())
 

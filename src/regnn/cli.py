@@ -90,6 +90,16 @@ def _generate(args: argparse.Namespace) -> None:
             export_official(out, Results(args.results).official(args.experiment, args.seed, args.split))
 
 
+def _render(args: argparse.Namespace) -> None:
+    from regnn.logs import log_to
+    from regnn.render import render_experiment
+
+    with log_to(None):
+        page = render_experiment(_load_config(args.config), args.experiment, args.seed, args.split, args.results,
+                                 clips=args.clips, config_name=str(args.config))
+    print(f"wrote {page} (and the clips' mp4 and webp files beside it)")
+
+
 def _extract(args: argparse.Namespace) -> None:
     from regnn.features.extract import extract_shard
     from regnn.features.media import MediaError
@@ -218,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--official", action="store_true",
                    help="also export official/<split>/<speaker_path>/result-{j}.pth")
     p.set_defaults(func=_generate)
+
+    p = _experiment_command(commands, "render", "reaction videos: speaker video, real and generated listeners")
+    p.add_argument("--split", required=True)
+    p.add_argument("--clips", type=int, help="clips to render (default: render.clips of the config)")
+    p.set_defaults(func=_render)
 
     p = commands.add_parser("evaluate", help="the official REACT metrics (drop-in for the official evaluation)")
     p.add_argument("--data-dir", type=Path, required=True,

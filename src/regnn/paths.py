@@ -7,7 +7,9 @@ pass wildcards (`"{split}"`) and get Snakemake patterns, and the library passes 
     results/dataset/{split}/cleanup.tsv, index.tsv, emotions.h5, targets.tsv (react2025), skipped.tsv (skip)
     results/features/{extractor}/{split}/shard-{k}.h5
     results/experiments/{experiment}/seed-{seed}/checkpoints/after-{NNN}-epochs.pt, train.tsv, tensorboard/, .resume/,
-        predictions/{split}.h5, metrics/{split}.tsv, official/{split}/
+        predictions/{split}.h5, metrics/{split}.tsv, official/{split}/,
+        reactions/{split}/clip-{k}.mp4, clip-{k}.webp, reactions.html
+    results/experiments/{experiment}/training-curves.png
     results/baselines/{name}/metrics/{split}.tsv
     results/metrics/{split}.tsv, {split}.tex, figures/{split}-methods.png, figures/{split}-reactions-{e}.png
     results/logs/{rule}/.../{last part}.log
@@ -101,6 +103,23 @@ class Results:
     # --- metrics stage ---
     def run_metrics(self, experiment: Part, seed: Part, split: Part) -> Path:
         return self.experiment_dir(experiment, seed) / "metrics" / f"{split}.tsv"
+
+    def reactions_dir(self, experiment: Part, seed: Part, split: Part) -> Path:
+        return self.experiment_dir(experiment, seed) / "reactions" / str(split)
+
+    def reaction_video(self, experiment: Part, seed: Part, split: Part, clip: int) -> Path:
+        return self.reactions_dir(experiment, seed, split) / f"clip-{clip}.mp4"
+
+    def reaction_thumbnail(self, experiment: Part, seed: Part, split: Part, clip: int) -> Path:
+        return self.reactions_dir(experiment, seed, split) / f"clip-{clip}.webp"
+
+    def reaction_page(self, experiment: Part, seed: Part, split: Part) -> Path:
+        """The HTML page that plays a split's reaction videos (the report item)."""
+        return self.reactions_dir(experiment, seed, split) / "reactions.html"
+
+    def training_curves(self, experiment: Part) -> Path:
+        """One figure per experiment, every seed overlaid."""
+        return self.root / "experiments" / str(experiment) / "training-curves.png"
 
     def baseline_metrics(self, name: Part, split: Part) -> Path:
         return self.root / "baselines" / str(name) / "metrics" / f"{split}.tsv"

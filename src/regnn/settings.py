@@ -1,4 +1,4 @@
-"""Settings: the paper's model, train and generate defaults, the extractors' shared ones, and the one merge rule.
+"""Settings: the paper's model, train and generate defaults, the extractors' and render's, and the one merge rule.
 
 The merge rule (`resolve`) is the same for every section of the config: the given settings merge into the
 defaults recursively, and a key the defaults do not have is an error, so a typo cannot silently do nothing.
@@ -76,6 +76,16 @@ GENERATE_DEFAULTS: dict[str, Any] = {
     "batch_clips": 8,
     "device": "auto",
     "export_official": False,  # read by the workflow (rule export_official), not by generate()
+}
+
+
+RENDER_DEFAULTS: dict[str, Any] = {
+    "clips": 2,  # reaction videos per split and experiment (evenly spread over the split; 0: none)
+    "splits": None,  # None: every evaluated split
+    "samples": 3,  # generated samples shown next to the real listener
+    "size": 256,  # pixels per panel (REACT's videos are 256 x 256)
+    "crf": 23,  # x264 quality (lower: better and larger)
+    "thumbnail": {"seconds": 6, "fps": 5, "width": 480},  # the animated WebP beside each video
 }
 
 
@@ -163,3 +173,7 @@ def experiment_files(config: dict[str, Any], experiment: str, split: str,
         "video": layout.feature_shards(s["video"], split, extractor_shards(config, s["video"])),
         "audio": layout.feature_shards(s["audio"], split, extractor_shards(config, s["audio"])),
     }
+
+
+def resolve_render_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    return resolve(RENDER_DEFAULTS, settings, "render")

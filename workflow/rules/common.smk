@@ -15,7 +15,13 @@ from regnn import protocols
 from regnn.metrics.settings import resolve_settings
 from regnn.paths import RESULTS
 from regnn.provenance import WorkflowCode
-from regnn.settings import checkpoint_epochs, experiment_files, experiment_settings, resolve_generate_settings
+from regnn.settings import (
+    checkpoint_epochs,
+    experiment_files,
+    experiment_settings,
+    resolve_generate_settings,
+    resolve_render_settings,
+)
 
 DEMO = "demo_data" in config
 DATA_ROOT = config["data"]["root"]
@@ -51,6 +57,8 @@ if set(BASELINE_NAMES) - set(PROTOCOL.baselines):
         f"evaluate.baselines.names {sorted(set(BASELINE_NAMES) - set(PROTOCOL.baselines))} are not "
         f"available with data.protocol {PROTOCOL.name} (choose from {', '.join(PROTOCOL.baselines)})"
     )
+RENDER = resolve_render_settings(config.get("render"))
+RENDER_SPLITS = RENDER["splits"] if RENDER["splits"] is not None else config["splits"]["evaluate"]
 
 
 # Each rule's params name the code its job runs (regnn.provenance): `*code("<script>.py")`. A script that
@@ -97,13 +105,18 @@ def summary_inputs(split):
 
 
 def final_targets():
-    """The metrics table of every evaluated split (which pulls in the whole DAG), plus the official-layout
-    export of the predictions when `generate.export_official` asks for it. A protocol whose model stages
-    are not wired yet (react2025) gets its evaluated splits' baselines instead."""
+    """The metrics table of every evaluated split (which pulls in the whole DAG), the training curves and
+    reaction videos, plus the official-layout export of the predictions when `generate.export_official` asks
+    for it. A protocol whose model stages are not wired yet (react2025) gets its evaluated splits' baselines
+    instead."""
     splits = config["splits"]["evaluate"]
     if not PROTOCOL.model_stages:
         return [RESULTS.baseline_metrics(name, split) for name in BASELINE_NAMES for split in splits]
     targets = [RESULTS.metrics_table(split) for split in splits]
+    targets += [RESULTS.training_curves(e) for e in config["experiments"]]
+    if RENDER["clips"] > 0:  # reaction videos of each experiment's first seed
+        targets += [RESULTS.reaction_page(e, config["seeds"][0], split) for e in config["experiments"]
+                    for split in RENDER_SPLITS]
     if GENERATE["export_official"]:
         targets += [
             RESULTS.official(e, s, split) for e in config["experiments"] for s in config["seeds"] for split in splits

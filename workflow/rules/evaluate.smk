@@ -60,11 +60,15 @@ rule summarize:
         # data.incomplete: skip -> the table says it was computed on a reduced split
         skipped=lambda w: [p for name, p in dataset_files(w.split).items() if name == "skipped"],
     output:
-        table=report(RESULTS.metrics_table("{split}"), caption="../report/metrics.rst", category="Metrics"),
+        table=report(RESULTS.metrics_table("{split}"), caption="../report/metrics.rst", category="1. Metrics"),
         latex=RESULTS.metrics_latex("{split}"),
-        methods=report(RESULTS.methods_figure("{split}"), caption="../report/methods.rst", category="Metrics"),
+        methods=report(RESULTS.methods_figure("{split}"), caption="../report/methods.rst", category="1. Metrics"),
         reactions=[
-            report(RESULTS.reactions_figure("{split}", e), caption="../report/reactions.rst", category="Reactions")
+            report(
+                RESULTS.reactions_figure("{split}", e),
+                caption="../report/reactions.rst",
+                category="3. Attributes over time",
+            )
             for e in config["experiments"]
         ],
     params:
