@@ -27,7 +27,7 @@ rule render:
             w.experiment, *(experiment_settings(config, w.experiment)[m] for m in ("video", "audio")), w.seed
         ),
     log:
-        RESULTS.log("render", "{experiment}", "seed-{seed}", "{split}"),
+        RESULTS.run_log("render", "{experiment}", "{seed}", "{split}"),
     wildcard_constraints:
         experiment="|".join(config["experiments"]),
     resources:
