@@ -16,7 +16,8 @@ rule train:
     params:
         *code("train.py"),
         settings=lambda w: experiment_settings(config, w.experiment),
-        resume=RESULTS.resume_dir("{experiment}", "{seed}"),
+        # str: Snakemake fills wildcards into string params only (a Path would stay "{experiment}/seed-{seed}")
+        resume=str(RESULTS.resume_dir("{experiment}", "{seed}")),
     log:
         RESULTS.run_log("train", "{experiment}", "{seed}"),
     wildcard_constraints:
