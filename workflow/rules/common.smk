@@ -115,8 +115,11 @@ def final_targets():
     targets = [RESULTS.metrics_table(split) for split in splits]
     targets += [RESULTS.training_curves(e) for e in config["experiments"]]
     if RENDER["clips"] > 0:  # reaction videos of each experiment's first seed
-        targets += [RESULTS.reaction_page(e, config["seeds"][0], split) for e in config["experiments"]
-                    for split in RENDER_SPLITS]
+        targets += [
+            RESULTS.reaction_page(e, config["seeds"][0], split)
+            for e in config["experiments"]
+            for split in RENDER_SPLITS
+        ]
     if GENERATE["export_official"]:
         targets += [
             RESULTS.official(e, s, split) for e in config["experiments"] for s in config["seeds"] for split in splits

@@ -10,8 +10,7 @@ rule render:
         index=RESULTS.index("{split}"),
     output:
         videos=[RESULTS.reaction_video("{experiment}", "{seed}", "{split}", k) for k in range(RENDER["clips"])],
-        thumbnails=[RESULTS.reaction_thumbnail("{experiment}", "{seed}", "{split}", k)
-                    for k in range(RENDER["clips"])],
+        thumbnails=[RESULTS.reaction_thumbnail("{experiment}", "{seed}", "{split}", k) for k in range(RENDER["clips"])],
         page=report(
             RESULTS.reaction_page("{experiment}", "{seed}", "{split}"),
             caption="../report/reaction_videos.rst",
