@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -46,11 +47,11 @@ def _training_pid(workdir: Path) -> int | None:
     return None
 
 
-def _kill_training_after_first_checkpoint(workdir: Path, timeout: float = 600) -> int:
-    """SIGKILL the training script and its process group, as an OOM kill or a lost node would."""
+def _kill_training_after_first_checkpoint(workdir: Path, run: subprocess.Popen) -> int:
+    """SIGKILL the training script and its process group, as an OOM kill or a lost node would; waits as long
+    as the run goes on (on a loaded machine the jobs before training took over 10 minutes)."""
     state = workdir / "results/experiments/regnn/seed-1/.resume/state.pt"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while run.poll() is None:
         if state.exists() and (pid := _training_pid(workdir)):
             os.killpg(os.getpgid(pid), signal.SIGKILL)
             return pid
@@ -66,7 +67,7 @@ def test_demo_dag_through_the_profile(slurm_cluster: SlurmSession, tmp_path: Pat
     process = slurm_cluster.popen_profile(
         workdir, log, targets=["results/metrics/test.tsv"],
         extra_args=["-s", str(REPO / "Snakefile"), "--configfile", str(configfile)], timeout=1500)
-    killed = _kill_training_after_first_checkpoint(workdir)
+    killed = _kill_training_after_first_checkpoint(workdir, process)
     process.wait()
     output = log.read_text()
     assert process.returncode == 0, output[-6000:]
