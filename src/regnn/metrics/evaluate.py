@@ -137,8 +137,10 @@ def load_official_set(data_dir: Path, pred_dir: Path, split: str, samples: int =
             shown = "; ".join(f"clip {key!r}: prediction file {path} is missing" for key, path in missing[:5])
             more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
             raise MetricInputError(f"{len(missing)} prediction file(s) missing: {shown}{more}")
-        pred = np.stack([np.stack([_load_pth(root / key / f"result-{j}.pth", key, frames) for j in range(samples)])
-                         for key in speakers])
+        pred = np.empty((size, samples, frames, layout.EMOTION_DIMS), dtype=np.float32)  # filled in place: one copy
+        for k, key in enumerate(speakers):
+            for j in range(samples):
+                pred[k, j] = _load_pth(root / key / f"result-{j}.pth", key, frames)
     return EvaluationSet(list(speakers), pred, speaker, listener, neighbours)
 
 
