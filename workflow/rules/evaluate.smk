@@ -11,6 +11,7 @@ rule evaluate:
         RESULTS.run_metrics("{experiment}", "{seed}", "{split}"),
     params:
         *code("evaluate.py", f"{PROTOCOL_MODULE}:evaluate_run"),
+        protocol=PROTOCOL.name,
         settings=METRIC_SETTINGS,
     log:
         RESULTS.run_log("evaluate", "{experiment}", "{seed}", "{split}"),
@@ -34,6 +35,7 @@ rule baseline:
         RESULTS.baseline_metrics("{name}", "{split}"),
     params:
         *code("baseline.py", f"{PROTOCOL_MODULE}:evaluate_baseline"),
+        protocol=PROTOCOL.name,
         settings={**METRIC_SETTINGS, "baselines": EVALUATE["baselines"]},
     log:
         RESULTS.log("baseline", "{name}", "{split}"),

@@ -6,7 +6,7 @@ from regnn.logs import log_to
 
 with log_to(snakemake.log[0]):
     train = snakemake.input.train
-    protocols.get(snakemake.config["data"].get("protocol")).evaluate_baseline(
+    protocols.get(snakemake.params.protocol).evaluate_baseline(
         name=snakemake.wildcards.name,
         dataset={name: Path(path) for name, path in snakemake.input.items() if name != "train"},
         output=Path(snakemake.output[0]),
