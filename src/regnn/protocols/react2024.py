@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from regnn.data.layout import FRAMES
 from regnn.metrics.settings import BASELINES
 from regnn.paths import RESULTS, Results
 from regnn.protocols import Protocol
@@ -44,7 +45,7 @@ class React2024(Protocol):
         from regnn.data.index import index_split
 
         self.check_data(data)
-        return index_split(root, split, outputs["index"], outputs["emotions"], frames=data.get("frames", 750),
+        return index_split(root, split, outputs["index"], outputs["emotions"], frames=data.get("frames", FRAMES),
                            incomplete=data.get("incomplete", "error"), skipped_tsv=outputs.get("skipped"))
 
     def clip_lengths(self, dataset: Mapping[str, Path]) -> np.ndarray:
