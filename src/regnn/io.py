@@ -34,3 +34,13 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def x264_options(crf: int, preset: str) -> dict[str, str]:
+    """libx264 options under which an mp4's bytes are a function of its frames alone.
+
+    One thread and no mb-tree: with mb-tree, x264's AVX-512 kernels read heap memory they never wrote, so a
+    clip's bytes depended on what the process had allocated before (seen on a busy machine; reproduced with
+    MALLOC_PERTURB_, see tests/test_synthetic.py).
+    """
+    return {"crf": str(crf), "preset": preset, "threads": "1", "x264-params": "mbtree=0"}

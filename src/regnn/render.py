@@ -29,7 +29,7 @@ import soundfile
 
 from regnn.data.index import load_emotions, read_index
 from regnn.face import EXPRESSION_COLOURS, EXPRESSIONS, render_faces
-from regnn.io import atomic_output, decode_strings
+from regnn.io import atomic_output, decode_strings, x264_options
 from regnn.metrics.react import frc, frd
 from regnn.paths import Results
 from regnn.settings import resolve_render_settings
@@ -245,10 +245,7 @@ def write_video(clip: ReactionClip, out_mp4: Path, title: str, size: int, fps: i
     with atomic_output(out_mp4) as tmp:
         # mp4's muxer writes no creation time unless asked; +faststart puts the index first for web playback
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-            # one thread and no mb-tree: with mb-tree, x264's AVX-512 kernels read memory they never wrote, so
-            # the bytes depended on the heap's contents (see data/synthetic.py; tested with MALLOC_PERTURB_)
-            video = container.add_stream("libx264", rate=fps, options={
-                "crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"})
+            video = container.add_stream("libx264", rate=fps, options=x264_options(crf=crf, preset="veryfast"))
             height, width = _layout(len(clip.samples) + 2, size)
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
             sound = None

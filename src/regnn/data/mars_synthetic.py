@@ -24,6 +24,8 @@ import numpy as np
 import soundfile
 
 from regnn.data import mars
+from regnn.data.noise import ar1_noise
+from regnn.io import x264_options
 
 LATENT = 4
 
@@ -43,13 +45,8 @@ class MarsSyntheticSettings:
     junk: bool = True
 
 
-def _smooth(rng: np.random.Generator, length: int, rho: float = 0.95) -> np.ndarray:
-    eps = rng.standard_normal((length, LATENT)) * np.sqrt(1 - rho**2)
-    out = np.empty_like(eps)
-    out[0] = rng.standard_normal(LATENT)
-    for t in range(1, length):
-        out[t] = rho * out[t - 1] + eps[t]
-    return out
+def _smooth(rng: np.random.Generator, length: int) -> np.ndarray:
+    return ar1_noise(rng, length, LATENT, rho=0.95)
 
 
 def _attributes(latent: np.ndarray, mix: np.ndarray) -> np.ndarray:
@@ -70,8 +67,7 @@ def _write_mp4(path: Path, attributes: np.ndarray, size: int) -> None:
         stream = container.add_stream("libx264", rate=int(mars.FPS))
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
-        # one thread, no mb-tree: byte-identical files whatever the heap holds (see regnn.data.synthetic)
-        stream.options = {"crf": "30", "preset": "ultrafast", "threads": "1", "x264-params": "mbtree=0"}
+        stream.options = x264_options(crf=30, preset="ultrafast")
         for row in attributes:
             rgb = np.array([0.5 + 0.4 * row[15], 0.5 + 0.4 * row[16], 0.2 + 0.6 * row[11]])
             image = np.broadcast_to((np.clip(rgb, 0, 1) * 255).astype(np.uint8), (size, size, 3))

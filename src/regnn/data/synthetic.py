@@ -34,7 +34,9 @@ import torch
 from regnn.data.layout import (EMOTION_COLUMNS, FEATURE_FOLDERS, FPS, FRAMES, SPLIT_HEADER, SPLITS, ClipKey,
                                audio_path, emotion_path, features_path, neighbour_matrix_path, split_csv,
                                video_path)
+from regnn.data.noise import ar1_noise
 from regnn.face import render_faces
+from regnn.io import x264_options
 
 LATENT = 4  # valence, arousal, smile, brow
 STYLES = 4
@@ -78,14 +80,8 @@ class _Mixing:
     features: dict[str, np.ndarray]  # folder -> (25, D)
 
 
-def _smooth_noise(rng: np.random.Generator, length: int, rho: float = 0.96) -> np.ndarray:
-    """AR(1) noise with unit stationary variance, shape (length, LATENT)."""
-    eps = rng.standard_normal((length, LATENT)) * np.sqrt(1 - rho**2)
-    out = np.empty_like(eps)
-    out[0] = rng.standard_normal(LATENT)
-    for t in range(1, length):
-        out[t] = rho * out[t - 1] + eps[t]
-    return out
+def _smooth_noise(rng: np.random.Generator, length: int) -> np.ndarray:
+    return ar1_noise(rng, length, LATENT, rho=0.96)
 
 
 def _person(rng: np.random.Generator) -> _Person:
@@ -140,11 +136,7 @@ def _write_mp4(path: Path, frames: np.ndarray) -> None:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        # One thread and no mb-tree: with mb-tree, x264's AVX-512 kernels read heap memory they never wrote,
-        # so the bytes of a clip depended on what the process had allocated before (seen on a busy machine;
-        # reproduced with MALLOC_PERTURB_, see tests/test_synthetic.py). Without it the file is a function of
-        # the frames alone.
-        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
+        stream.options = x264_options(crf=18, preset="veryfast")
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
