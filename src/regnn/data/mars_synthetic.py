@@ -13,9 +13,6 @@ resemble each other. Deterministic per seed (the mp4 encoder runs single-threade
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +22,7 @@ import soundfile
 
 from regnn.data import mars
 from regnn.data.noise import ar1_noise
-from regnn.io import x264_options
+from regnn.io import atomic_directory, x264_options
 
 LATENT = 4
 
@@ -119,9 +116,7 @@ def write_mars_dataset(out: Path, settings: MarsSyntheticSettings = MarsSyntheti
         raise FileExistsError(f"{out}: refusing to write a synthetic dataset into a non-empty folder")
     rng = np.random.default_rng(settings.seed)
     mix = rng.normal(0, 1.0, (LATENT, 23))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         session_number = 0
         for split in mars.SPLITS:
             split_dir = tmp / split
@@ -142,10 +137,3 @@ def write_mars_dataset(out: Path, settings: MarsSyntheticSettings = MarsSyntheti
                     _write_clip(split_dir, "listener", session, stem, _attributes(listener, mix), settings, rng)
             if settings.junk and split_dir.is_dir():
                 _write_junk(split_dir, rng)
-        tmp.chmod(0o755)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

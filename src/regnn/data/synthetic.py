@@ -20,9 +20,6 @@ features (benchmarks/demo_probe.py measures how much).
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +33,7 @@ from regnn.data.layout import (EMOTION_COLUMNS, FEATURE_FOLDERS, FPS, FRAMES, SP
                                video_path)
 from regnn.data.noise import ar1_noise
 from regnn.face import render_faces
-from regnn.io import x264_options
+from regnn.io import atomic_directory, x264_options
 
 LATENT = 4  # valence, arousal, smile, brow
 STYLES = 4
@@ -247,19 +244,10 @@ def write_dataset(out: Path, settings: SyntheticSettings = SyntheticSettings()) 
         reactions=rng.normal(0, 0.5, (STYLES, LATENT)),
         features={k: rng.normal(0, 0.5, (25, d)) for k, d in PRECOMPUTED_DIMS.items()},
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         offset = 0
         for split in SPLITS:
             count = settings.sessions.get(split, 0)
             if count:
                 _write_split(tmp, split, _sessions(offset, count), settings, mix, rng)
                 offset += count
-        tmp.chmod(0o755)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
