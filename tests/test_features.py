@@ -16,11 +16,12 @@ import timm
 import torch
 from PIL import Image
 
-from regnn.data.index import IndexRow
 from regnn.features import vggish as vg
 from regnn.features.extract import extract_shard, shard_rows
 from regnn.features.media import MediaError, read_audio, read_video
 from regnn.features.precomputed import PrecomputedExtractor
+from regnn.features.runtime import Clip, Prepared
+from regnn.protocols import ExtractionClip
 from regnn.features.video import VideoExtractor, from_microsoft_swin
 from regnn.features.wav2vec import Wav2Vec2Extractor, align_to_frames
 from regnn.logs import log_to
@@ -78,9 +79,17 @@ def write_index(root: Path, keys: list[str]) -> Path:
     return path
 
 
-def row(root: Path, key: str) -> IndexRow:
-    return IndexRow(0, key, key, root / "test" / "Video_files" / f"{key}.mp4",
-                    root / "test" / "Audio_files" / f"{key}.wav", root / "test" / "Emotion" / f"{key}.csv")
+def clip(root: Path, key: str, frames: int = FRAMES) -> Clip:
+    """A REACT 2024 clip as the extractors see it (its length the extractor's `frames`, 25 fps)."""
+    split = root / "test"
+    return Clip(key, split / "Video_files" / f"{key}.mp4", split / "Audio_files" / f"{key}.wav",
+                {m: split / f"{m.title()}_features" / f"{key}.pth" for m in ("video", "audio")}, frames, 25.0)
+
+
+def one_piece(extractor, c: Clip) -> Prepared:
+    """The clip's only piece (clips shorter than chunk_frames are one)."""
+    [piece] = extractor.chunks(c)
+    return piece
 
 
 def read_shard(path: Path) -> dict[str, np.ndarray]:
@@ -292,11 +301,11 @@ def test_vggish_weights_and_pca_round_trip(short_audio: Path, tmp_path: Path) ->
     settings = {"kind": "vggish", "modality": "audio", "device": "cpu", "frames": 50, **small,
                 "weights": str(tmp_path / "vggish.pth"), "pca": str(tmp_path / "pca.pth")}
     ex = vg.VGGishExtractor("vggish", settings)
-    prepared = ex.prepare(KEYS[0], row(short_audio, KEYS[0]))
+    prepared = one_piece(ex, clip(short_audio, KEYS[0], 50))
     values = ex.forward(prepared)
     assert values.shape == (50, 128) and ("padded rows", "1 row(s) repeat the last one") in prepared.notes
     assert np.array_equal(values, np.round(values)) and values.min() >= 0 and values.max() <= 255
-    audio = read_audio("c", row(short_audio, KEYS[0]).audio, vg.SAMPLE_RATE, 2.0, 0.5, pad=False)
+    audio = read_audio("c", clip(short_audio, KEYS[0]).audio, vg.SAMPLE_RATE, 2.0, 0.5, pad=False)
     with torch.no_grad():
         raw = net(vg.LogMel()(torch.from_numpy(audio.samples)))
     expected = vg.postprocess(raw, torch.tensor(pca["pca_eigen_vectors"]).float(), torch.tensor(pca["pca_means"]).float())
@@ -305,7 +314,7 @@ def test_vggish_weights_and_pca_round_trip(short_audio: Path, tmp_path: Path) ->
     assert np.mean(values[:49] == expected.numpy()) > 0.99
     np.testing.assert_array_equal(values[49], values[48])
     npz = vg.VGGishExtractor("vggish", {**settings, "pca": str(tmp_path / "pca.npz")})
-    np.testing.assert_array_equal(npz.forward(npz.prepare(KEYS[0], row(short_audio, KEYS[0]))), values)
+    np.testing.assert_array_equal(npz.forward(one_piece(npz, clip(short_audio, KEYS[0], 50))), values)
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="missing keys"):
         vg.VGGishExtractor("vggish", {**settings, "weights": str(tmp_path / "bad.pth")})
@@ -358,12 +367,13 @@ def test_wav2vec2_from_local_directory_is_aligned(clips: Path, tmp_path: Path) -
     settings = {"kind": "wav2vec2", "modality": "audio", "device": "cpu", "model_dir": str(tmp_path / "w2v"),
                 "layer": 1}
     ex = Wav2Vec2Extractor("wav2vec2", settings)
-    prepared = ex.prepare(KEYS[1], row(clips, KEYS[1]))  # 29.8 s: padded to exactly 30 s
-    assert prepared.inputs.shape == (480_000,) and prepared.notes[0][0] == "short audio"
+    prepared = one_piece(ex, clip(clips, KEYS[1]))  # 29.8 s: padded to exactly 30 s
+    samples, frames = prepared.inputs
+    assert samples.shape == (480_000,) and frames == FRAMES and prepared.notes[0][0] == "short audio"
     values = ex.forward(prepared)
     assert values.shape == (FRAMES, 16)
     with torch.no_grad():
-        hidden = model(prepared.inputs[None], output_hidden_states=True).hidden_states[1][0]
+        hidden = model(samples[None], output_hidden_states=True).hidden_states[1][0]
     assert hidden.shape[0] == 1499  # ~50 Hz
     np.testing.assert_allclose(values, align_to_frames(hidden, FRAMES, "adaptive").numpy(), rtol=1e-4, atol=1e-5)
     pairs = Wav2Vec2Extractor("w", {**settings, "pooling": "pairs"})
@@ -390,20 +400,20 @@ def test_precomputed_import(clips: Path, tmp_path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(torch.from_numpy(value).float(), path)
     ex = PrecomputedExtractor("pre", {"kind": "precomputed", "modality": "video", "dim": 6})
-    a = ex.forward(ex.prepare(KEYS[0], row(root, KEYS[0])))
+    a = ex.forward(one_piece(ex, clip(root, KEYS[0])))
     np.testing.assert_allclose(a, tensors[KEYS[0]][:750], rtol=1e-6)
-    b = ex.prepare(KEYS[1], row(root, KEYS[1]))
+    b = one_piece(ex, clip(root, KEYS[1]))
     assert b.inputs.shape == (750, 6) and np.array_equal(b.inputs[749], b.inputs[748]) and b.notes
     with pytest.raises(MediaError, match="600 rows"):
-        ex.prepare(KEYS[2], row(root, KEYS[2]))
+        one_piece(ex, clip(root, KEYS[2]))
     with pytest.raises(MediaError, match="missing"):
-        ex.prepare("x/y/z/w", row(root, "x/y/z/w"))
+        one_piece(ex, clip(root, "x/y/z/w"))
 
 
 def test_shards_cover_each_speaker_once_in_order(tmp_path: Path) -> None:
     keys = [f"S/s/P{i}/1" for i in range(7)]
-    index = [IndexRow(k, key, key, Path(), Path(), Path()) for k, key in enumerate(keys + keys[:3])]
-    parts = [[r.speaker for r in shard_rows(index, 3, k)] for k in range(3)]
+    index = [ExtractionClip(key, Path(), Path(), {}) for key in keys + keys[:3]]
+    parts = [[c.key for c in shard_rows(index, 3, k)] for k in range(3)]
     assert parts == [keys[:3], keys[3:5], keys[5:]]
 
 
@@ -427,3 +437,170 @@ def test_cli_extracts_every_shard_and_names_bad_clips(tmp_path: Path) -> None:
         main(args)
     with pytest.raises(SystemExit, match="no extractor 'nope'"):
         main([*args[:3], "--extractor", "nope", *args[5:]])
+
+
+# ---------------------------------------------------------------- MARS (REACT 2025/2026): every clip at its own length
+
+
+MARS_SWIN = {**SWIN_SETTINGS, "resize": 32, "crop": None, "batch_size": 8}  # the 2025/2026 way: resize, no crop
+TINY_W2V = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+            "conv_dim": [8] * 7, "num_conv_pos_embeddings": 8, "num_conv_pos_embedding_groups": 2}
+MARS_W2V = {"kind": "wav2vec2", "modality": "audio", "device": "cpu", "random_config": TINY_W2V}
+
+
+@pytest.fixture(scope="module")
+def mars_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A synthetic MARS test split (one session, both roles, 58-160 frames, 16 px face crops) and its index."""
+    from regnn.data import mars
+    from regnn.data.mars_synthetic import MarsSyntheticSettings, write_mars_dataset
+
+    root = tmp_path_factory.mktemp("mars") / "data"
+    write_mars_dataset(root, MarsSyntheticSettings(seed=3, sessions={"test": 1}, coefficients=False))
+    out = root.parent / "dataset"
+    mars.index_split(root, "test", out / "index.tsv", out / "emotions.h5", out / "targets.tsv")
+    return root, out / "index.tsv"
+
+
+def index_lengths(index_tsv: Path) -> dict[str, int]:
+    with index_tsv.open(newline="") as f:
+        return {r["speaker"]: int(r["frames"]) for r in csv.DictReader(f, delimiter="\t")}
+
+
+def mars_clip(split: Path, key: str, frames: int, tolerance: int = 3) -> Clip:
+    return Clip(key, split / "video-face-crop" / f"{key}.mp4", split / "audio" / f"{key}.wav",
+                {"video": split / "video-features" / f"{key}.pth", "audio": split / "audio-features" / f"{key}.npy"},
+                frames, 30.0, tolerance)
+
+
+def test_protocols_name_the_clips_to_extract(mars_split: tuple[Path, Path], tmp_path: Path) -> None:
+    from regnn import protocols
+
+    root, index = mars_split
+    clips = protocols.get("react2025").extraction_clips(index)
+    lengths = index_lengths(index)
+    assert [c.key for c in clips] == list(lengths)  # each input clip once, in index order (both roles)
+    assert {c.key.split("/")[0] for c in clips} == {"speaker", "listener"}
+    first = clips[0]
+    assert (first.frames, first.fps) == (lengths[first.key], 30.0) and first.video.is_file() and first.audio.is_file()
+    assert first.features == {"video": root / "test" / "video-features" / f"{first.key}.pth",
+                              "audio": root / "test" / "audio-features" / f"{first.key}.npy"}
+    react = protocols.get("react2024").extraction_clips(write_index(tmp_path, KEYS + KEYS[:1]))
+    assert [c.key for c in react] == KEYS and react[0].frames is None and react[0].fps is None
+    assert react[0].features["audio"] == tmp_path / "test" / "Audio_features" / f"{KEYS[0]}.pth"
+    with pytest.raises(ValueError, match="columns"):
+        protocols.get("react2025").extraction_clips(write_index(tmp_path, KEYS))
+
+
+def test_mars_features_have_each_clips_length_and_are_reproducible(mars_split: tuple[Path, Path],
+                                                                   tmp_path: Path) -> None:
+    root, index = mars_split
+    lengths = index_lengths(index)
+    assert len(set(lengths.values())) > 1  # nothing may assume one length
+    for name, settings, dim in (("swin", MARS_SWIN, 8 * 2), ("w2v", MARS_W2V, 16)):
+        outs = [tmp_path / f"{name}-{k}.h5" for k in range(2)]
+        for out in outs:
+            with log_to(tmp_path / f"{name}.log"):
+                report = extract_shard(index, out, name, settings, 0, progress=False, protocol="react2025")
+        shard = read_shard(outs[0])
+        assert {k: v.shape for k, v in shard.items()} == {k: (n, dim) for k, n in lengths.items()}, name
+        assert report.frames == sum(lengths.values())
+        assert outs[0].read_bytes() == outs[1].read_bytes(), name  # same config and seed: the same bytes
+    # the video rows are the network on every frame, resized to 32 px with no crop, normalised 0.5/0.5
+    key = next(iter(lengths))
+    ex = VideoExtractor("swin", MARS_SWIN)
+    frames = read_video(key, root / "test" / "video-face-crop" / f"{key}.mp4", lengths[key], fps=30)
+    x = torch.nn.functional.interpolate(torch.from_numpy(frames[-1:]).permute(0, 3, 1, 2).float(), size=32,
+                                        mode="bilinear", antialias=True, align_corners=False)
+    with torch.no_grad():
+        expected = ex.embed(x.round().clamp(0, 255).to(torch.uint8))
+    np.testing.assert_allclose(read_shard(tmp_path / "swin-0.h5")[key][-1], expected[0].numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_media_within_the_tolerance_are_trimmed_or_repeat_the_last_frame(mars_split: tuple[Path, Path]) -> None:
+    from regnn.features.media import video_chunks
+
+    root, index = mars_split
+    key, n = next(iter(index_lengths(index).items()))
+    path = root / "test" / "video-face-crop" / f"{key}.mp4"
+    whole = read_video(key, path, n, fps=30)
+    notes: list[tuple[str, str]] = []
+    longer = np.concatenate(list(video_chunks(key, path, n + 2, 16, 30, 3, notes)))
+    assert len(longer) == n + 2 and np.array_equal(longer[:n], whole) and np.array_equal(longer[-1], whole[-1])
+    assert notes == [("short video", f"{n} frames, the last repeated 2 time(s)")]
+    notes.clear()
+    shorter = np.concatenate(list(video_chunks(key, path, n - 3, 16, 30, 3, notes)))
+    assert np.array_equal(shorter, whole[:n - 3]) and notes == [("long video", "3 frame(s) beyond %d dropped" % (n - 3))]
+    with pytest.raises(MediaError, match=rf"clip {key} .*truncated: {n} decodable frames, expected {n + 4} "
+                                         r"\(tolerance 3\)"):
+        list(video_chunks(key, path, n + 4, 16, 30, 3))
+    with pytest.raises(MediaError, match=rf"more than {n - 1} frames, expected {n - 4}"):
+        list(video_chunks(key, path, n - 4, 16, 30, 3))
+    with pytest.raises(MediaError, match="30.000 fps, expected 25"):
+        list(video_chunks(key, path, n, 16, 25, 3))
+    # through the extractor: the short clip's last feature row repeats, and the note reaches the log
+    ex = VideoExtractor("swin", MARS_SWIN)
+    pieces = list(ex.chunks(mars_clip(root / "test", key, n + 2)))
+    assert pieces[-1].notes == [("short video", f"{n} frames, the last repeated 2 time(s)")]
+    rows = np.concatenate([ex.forward(p) for p in pieces])
+    assert rows.shape[0] == n + 2 and np.array_equal(rows[-1], rows[-3])
+
+
+def test_chunked_extraction_equals_whole_clip_and_never_holds_more_than_a_chunk(mars_split: tuple[Path, Path],
+                                                                                tmp_path: Path) -> None:
+    root, index = mars_split
+    key, n = max(index_lengths(index).items(), key=lambda kv: kv[1])
+    ex = VideoExtractor("swin", {**MARS_SWIN, "chunk_frames": 16})
+    pieces = list(ex.chunks(mars_clip(root / "test", key, n)))
+    assert [len(p.inputs) for p in pieces] == [16] * (n // 16) + ([n % 16] if n % 16 else [])
+    shards = {}
+    for chunk in (16, 1000):
+        shards[chunk] = tmp_path / f"chunk-{chunk}.h5"
+        extract_shard(index, shards[chunk], "swin", {**MARS_SWIN, "chunk_frames": chunk}, 0, progress=False,
+                      protocol="react2025")
+    a, b = read_shard(shards[16]), read_shard(shards[1000])
+    assert all(np.array_equal(a[k], b[k]) for k in a)  # batches of 8 within either chunking: the same rows
+    # wav2vec2: a clip shorter than a piece is the whole-clip pass; a longer one is cut into near-equal pieces
+    w2v = Wav2Vec2Extractor("w2v", {**MARS_W2V, "chunk_frames": 40})
+    c = mars_clip(root / "test", key, n)
+    spans = [p.inputs[1] for p in w2v.chunks(c)]
+    assert sum(spans) == n and max(spans) - min(spans) <= 1 and max(spans) <= 40
+    whole = Wav2Vec2Extractor("w2v", MARS_W2V)
+    [piece] = whole.chunks(c)
+    with torch.no_grad():
+        hidden = whole.model(piece.inputs[0][None]).last_hidden_state[0]
+    np.testing.assert_allclose(whole.forward(piece), align_to_frames(hidden, n, "adaptive").numpy(), rtol=1e-5,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="'pairs' gives 25 rows per second"):
+        list(Wav2Vec2Extractor("w2v", {**MARS_W2V, "pooling": "pairs"}).chunks(c))
+
+
+def test_prefetched_chunks_are_bounded_in_memory_and_in_order() -> None:
+    import threading
+    import time
+
+    from regnn.features.media import prefetch_chunks
+
+    alive = peak = 0
+    lock = threading.Lock()
+
+    def pieces(item: int):
+        nonlocal alive, peak
+        if item == 5:
+            raise MediaError(f"c{item}", Path("x"), "broken")
+        for k in range(item):  # item i has i pieces: a long clip is many
+            with lock:
+                alive += 1
+                peak = max(peak, alive)
+            yield (item, k)
+
+    workers, depth = 2, 2
+    seen = []
+    with pytest.raises(MediaError, match="c5"):
+        for item, chunks in prefetch_chunks(pieces, [9, 1, 7, 3, 5, 8], workers, depth):
+            for piece in chunks:
+                time.sleep(0.002)  # the network is slower than decoding: producers run ahead and must wait
+                seen.append(piece)
+                with lock:
+                    alive -= 1
+    assert seen == [(i, k) for i in (9, 1, 7, 3) for k in range(i)]  # in order, each item whole, then the error
+    assert peak <= 2 + depth + workers

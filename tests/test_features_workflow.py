@@ -45,8 +45,8 @@ def write_dataset(root: Path) -> None:
                              split / "Audio_files" / f"{key}.wav", split / "Emotion" / f"{key}.csv"])
 
 
-def snakemake(workdir: Path, extractors: dict, *args: str) -> str:
-    (workdir / "config.yaml").write_text(yaml.safe_dump({"extractors": extractors}))
+def snakemake(workdir: Path, extractors: dict, *args: str, data: dict | None = None) -> str:
+    (workdir / "config.yaml").write_text(yaml.safe_dump({"extractors": extractors, **({"data": data} if data else {})}))
     targets = [f"results/features/{name}/test/shard-{k}.h5" for name, s in extractors.items()
                for k in range(s.get("shards", 1))]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -74,6 +74,28 @@ def test_only_the_changed_extractor_reruns(tmp_path: Path) -> None:
     assert planned(snakemake(tmp_path, changed, "-n")) == ["aud/0", "aud/1"]  # zero video jobs
     # switched back to the settings the shards were made with: everything is reused
     assert planned(snakemake(tmp_path, EXTRACTORS, "-n")) == []
+
+
+def test_mars_features_through_the_rule_at_each_clips_length(tmp_path: Path) -> None:
+    """data.protocol react2025: the rule extracts every input clip of a synthetic MARS index at its own length."""
+    from regnn.data import mars
+    from regnn.data.mars_synthetic import MarsSyntheticSettings, write_mars_dataset
+
+    write_mars_dataset(tmp_path / "data", MarsSyntheticSettings(seed=5, sessions={"test": 1}, coefficients=False))
+    dataset = tmp_path / "results" / "dataset" / "test"
+    mars.index_split(tmp_path / "data", "test", dataset / "index.tsv", dataset / "emotions.h5",
+                     dataset / "targets.tsv")
+    with (dataset / "index.tsv").open(newline="") as f:
+        lengths = {r["speaker"]: int(r["frames"]) for r in csv.DictReader(f, delimiter="\t")}
+    tiny = {"embed_dim": 8, "depths": [2], "num_heads": [1], "window_size": 4, "img_size": 32}
+    extractors = {"swin": {"kind": "swin_fer", "modality": "video", "model_args": tiny, "resize": 32, "crop": None,
+                           "device": "cpu", "chunk_frames": 50}}
+    (tmp_path / "Snakefile").write_text(f'configfile: "config.yaml"\ninclude: "{REPO}/workflow/rules/features.smk"\n')
+    snakemake(tmp_path, extractors, data={"protocol": "react2025", "length_tolerance": 3})
+    with h5py.File(tmp_path / "results/features/swin/test/shard-0.h5") as f:
+        shapes = {key: f[key].shape for key in lengths}
+    assert shapes == {key: (n, 8) for key, n in lengths.items()} and len(set(lengths.values())) > 1
+    assert planned(snakemake(tmp_path, extractors, "-n", data={"protocol": "react2025", "length_tolerance": 3})) == []
 
 
 @pytest.mark.parametrize("config", ["config/config.yaml", "config/demo.yaml"])

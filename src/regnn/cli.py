@@ -106,7 +106,8 @@ def _extract(args: argparse.Namespace) -> None:
     from regnn.logs import log_to
     from regnn.settings import extractor_shards
 
-    extractors = _load_config(args.config).get("extractors", {})
+    config = _load_config(args.config)
+    extractors, data = config.get("extractors", {}), config.get("data") or {}
     if args.extractor not in extractors:
         raise SystemExit(f"regnn extract: no extractor {args.extractor!r} in {args.config} "
                          f"(configured: {', '.join(extractors) or 'none'})")
@@ -118,7 +119,8 @@ def _extract(args: argparse.Namespace) -> None:
         log = layout.shard_log(args.extractor, args.split, shard)
         try:
             with log_to(log):
-                report = extract_shard(index, out, args.extractor, settings, shard)
+                report = extract_shard(index, out, args.extractor, settings, shard, protocol=data.get("protocol"),
+                                       length_tolerance=data.get("length_tolerance"))
         except MediaError as err:
             raise SystemExit(f"regnn extract: {err}") from None
         print(f"wrote {out}: {report.clips} clips, {report.frames_per_second:.0f} frames/s")

@@ -14,4 +14,6 @@ with log_to(snakemake.log[0]):
         settings=dict(snakemake.params.settings),
         shard=int(snakemake.wildcards.shard),
         threads=snakemake.threads,
+        protocol=snakemake.params.protocol,
+        length_tolerance=snakemake.params.length_tolerance,
     )

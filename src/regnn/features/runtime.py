@@ -15,12 +15,14 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from regnn.data.index import IndexRow
 from regnn.data.layout import FPS, FRAMES
 from regnn.settings import EXTRACTOR_DEFAULTS, resolve
 
-COMMON_DEFAULTS: dict[str, Any] = {**EXTRACTOR_DEFAULTS, "frames": FRAMES, "fps": FPS}
-"""The settings every extractor kind has (beside `kind` and `modality`, which have no default)."""
+COMMON_DEFAULTS: dict[str, Any] = {**EXTRACTOR_DEFAULTS, "frames": FRAMES, "fps": FPS, "chunk_frames": 1000}
+"""The settings every extractor kind has (beside `kind` and `modality`, which have no default). `frames` and
+`fps` are REACT 2024's fixed clip length and rate (a MARS clip's come from its index); `chunk_frames` bounds
+how many frames of one clip are decoded and run through the network at once (the official MARS extractor's
+1,000), so a 20,000-frame clip needs no more memory than a short one."""
 IDENTITY = ("kind", "modality")
 
 
@@ -68,6 +70,22 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         raise ValueError(f"{source} does not match the configured model: " + "; ".join(parts))
 
 
+@dataclass(frozen=True)
+class Clip:
+    """One clip as an extractor reads it, its length settled: the shard holds `frames` rows for it, one per
+    frame at `fps`. `tolerance`: frames by which its media or feature file may differ from `frames` (extra ones
+    are dropped, a shortfall repeats the last frame; both are logged), or None for REACT 2024's rule (at least
+    `frames` video frames, the rest ignored; each kind's own padding rule for audio and feature files)."""
+
+    key: str
+    video: Path
+    audio: Path
+    features: Mapping[str, Path]  # the release's pre-extracted files by modality
+    frames: int
+    fps: float
+    tolerance: int | None = None
+
+
 @dataclass
 class Prepared:
     """One clip made ready for the network in a background thread.
@@ -81,14 +99,17 @@ class Prepared:
 
 
 class Extractor(Protocol):
-    """A feature extractor: `dim` features per 25 fps frame, `frames` rows per clip."""
+    """A feature extractor: `dim` features per video frame, `clip.frames` rows per clip.
+
+    `chunks` (background threads) yields a clip's inputs in pieces of at most `chunk_frames` frames, and
+    `forward` (main thread) turns one piece into its rows: the clip's rows are the pieces' rows in order."""
 
     dim: int
     device: torch.device
     description: str  # what was loaded (weights file or "random weights, seed N"), for the log
     random_weights: bool  # True when no weights file was configured (demo, tests)
 
-    def prepare(self, clip: str, row: IndexRow) -> Prepared: ...
+    def chunks(self, clip: Clip) -> Iterator[Prepared]: ...
 
     def forward(self, prepared: Prepared) -> np.ndarray: ...
 

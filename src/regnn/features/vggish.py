@@ -13,7 +13,7 @@ installed); the log-mel front end runs in torch on the extractor's device instea
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from regnn.data.index import IndexRow
 from regnn.devices import choose_device
 from regnn.features.media import read_audio
-from regnn.features.runtime import (Prepared, check_state_dict, fit_rows, inference, load_state_dict,
+from regnn.features.runtime import (Clip, Prepared, check_state_dict, fit_rows, inference, load_state_dict,
                                     resolve_settings)
 
 SAMPLE_RATE = 24_000
@@ -36,6 +35,7 @@ MEL_MIN_HZ = 125.0
 MEL_MAX_HZ = 7500.0
 LOG_OFFSET = 0.01
 EXAMPLE_FRAMES = 96
+ROWS_PER_SECOND = SAMPLE_RATE / (EXAMPLE_FRAMES * HOP_SAMPLES)  # 25: one row per 40 ms
 EMBEDDING = 128
 QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0
 VGGISH_CHANNELS = (64, 128, 256, 256, 512, 512)
@@ -189,21 +189,27 @@ class VGGishExtractor:
             self.description += f", PCA + 8-bit quantisation from {s['pca']}"
         else:
             self.description += ", raw embeddings (no PCA postprocessing)"
-        self.seconds = s["frames"] / s["fps"]
+        self.name = name
 
-    def prepare(self, clip: str, row: IndexRow) -> Prepared:
-        audio = read_audio(clip, row.audio, SAMPLE_RATE, self.seconds, self.s["tolerance_s"], pad=False)
+    def chunks(self, clip: Clip) -> Iterator[Prepared]:
+        """The whole clip as one piece (VGGish is REACT 2024's audio: 30 s clips)."""
+        if clip.fps != ROWS_PER_SECOND:
+            raise ValueError(f"extractor {self.name!r}: VGGish gives {ROWS_PER_SECOND} rows per second, but clip "
+                             f"{clip.key} runs at {clip.fps:g} fps (REGNN 2025/2026 use wav2vec2)")
+        seconds = clip.frames / clip.fps
+        audio = read_audio(clip.key, clip.audio, SAMPLE_RATE, seconds, self.s["tolerance_s"], pad=False)
         wave = torch.from_numpy(audio.samples)
         if self.device.type == "cpu":  # on a CPU the front end overlaps the network here; a GPU does it faster
             with inference(self.device, False):
                 wave = self.frontend(wave)
-        prepared = Prepared(clip, wave)
-        if audio.seconds < self.seconds:
-            prepared.notes.append(("short audio", f"{audio.seconds:.3f} s < {self.seconds:g} s"))
-        return prepared
+        prepared = Prepared(clip.key, (wave, clip.frames))
+        if audio.seconds < seconds:
+            prepared.notes.append(("short audio", f"{audio.seconds:.3f} s < {seconds:g} s"))
+        yield prepared
 
     def forward(self, prepared: Prepared) -> np.ndarray:
-        examples = prepared.inputs.to(self.device)
+        examples, frames = prepared.inputs
+        examples = examples.to(self.device)
         if examples.dim() == 1:  # a waveform: the log-mel front end (float32) runs on the device
             with inference(self.device, False):
                 examples = self.frontend(examples)
@@ -212,7 +218,7 @@ class VGGishExtractor:
             with inference(self.device, self.s["bf16"]):
                 emb = self.net(examples[i:i + self.s["batch_size"]]).float()
             rows.append(emb if self.pca is None else postprocess(emb, *self.pca))
-        values, added = fit_rows(torch.cat(rows).cpu().numpy(), self.s["frames"])
+        values, added = fit_rows(torch.cat(rows).cpu().numpy(), frames)
         if added:
             prepared.notes.append(("padded rows", f"{added} row(s) repeat the last one"))
         return values

@@ -1,14 +1,16 @@
 """Per-frame video features from a timm backbone (REGNN: the authors' Swin-T fine-tuned for 7-class FER).
 
-REGNN resizes each frame to 256, centre-crops 224, normalises with mean = std = 0.5 and keeps the 768-d pooled
-feature before the classifier. Here resizing and cropping run on uint8 frames in background threads, and
-only the normalisation and the network run on the device, so a GPU receives 4x fewer bytes.
+REGNN 2024 resizes each frame to 256, centre-crops 224, normalises with mean = std = 0.5 and keeps the 768-d
+pooled feature before the classifier; the 2025/2026 (MARS) extractor resizes the 384x384 face crops to 224
+with no crop (`resize: 224, crop: null`) and uses every frame. Here resizing and cropping run on uint8 frames
+in background threads, chunk by chunk, and only the normalisation and the network run on the device, so a GPU
+receives 4x fewer bytes and a long clip is never decoded whole.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -16,10 +18,9 @@ import timm
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from regnn.data.index import IndexRow
 from regnn.devices import choose_device
-from regnn.features.media import read_video
-from regnn.features.runtime import Prepared, check_state_dict, inference, load_state_dict, resolve_settings
+from regnn.features.media import MediaError, video_chunks
+from regnn.features.runtime import Clip, Prepared, check_state_dict, inference, load_state_dict, resolve_settings
 
 DEFAULTS: dict[str, Any] = {
     "model": "swin_tiny_patch4_window7_224",  # any timm model name
@@ -27,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "weights": None,  # local state dict (the authors' swin_fer.pth or a timm one); None = seeded random
     "seed": 0,  # seeds the random weights when `weights` is None
     "resize": 256,  # shorter side after resizing
-    "crop": 224,  # centre crop fed to the network
+    "crop": 224,  # centre crop fed to the network; None: the resized frame as it is (it must be square)
     "mean": [0.5, 0.5, 0.5],
     "std": [0.5, 0.5, 0.5],
     "batch_size": 125,  # frames per forward pass (750 = 6 x 125, so no ragged batches)
@@ -79,16 +80,16 @@ def build_backbone(s: Mapping[str, Any]) -> tuple[torch.nn.Module, str]:
     return model.eval(), f"{s['model']} weights from {s['weights']} ({classes}{converted})"
 
 
-def resize_crop(frames: torch.Tensor, resize: int, crop: int) -> torch.Tensor:
+def resize_crop(frames: torch.Tensor, resize: int, crop: int | None) -> torch.Tensor:
     """(N, 3, H, W) uint8 -> (N, 3, crop, crop) uint8: shorter side to `resize` (antialiased bilinear, as PIL
-    does in the reference), then the centre crop."""
+    does in the reference), then the centre crop (none when `crop` is None)."""
     if min(frames.shape[-2:]) != resize:
         frames = TF.resize(frames, [resize], antialias=True)
-    return TF.center_crop(frames, [crop, crop])
+    return frames if crop is None else TF.center_crop(frames, [crop, crop])
 
 
 class VideoExtractor:
-    """A timm backbone's pooled pre-classifier feature for each of a clip's first `frames` frames."""
+    """A timm backbone's pooled pre-classifier feature for each of a clip's `frames` frames."""
 
     def __init__(self, name: str, settings: Mapping[str, Any]):
         s = resolve_settings(settings, DEFAULTS, name)
@@ -101,13 +102,21 @@ class VideoExtractor:
         self.mean = torch.tensor(s["mean"], device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(s["std"], device=self.device).view(1, 3, 1, 1)
 
-    def prepare(self, clip: str, row: IndexRow) -> Prepared:
-        frames = read_video(clip, row.video, self.s["frames"], fps=self.s["fps"])
-        tensor = resize_crop(torch.from_numpy(frames).permute(0, 3, 1, 2), self.s["resize"], self.s["crop"])
-        tensor = tensor.contiguous()
-        if self.device.type == "cuda":
-            tensor = tensor.pin_memory()
-        return Prepared(clip, tensor)
+    def chunks(self, clip: Clip) -> Iterator[Prepared]:
+        notes: list[tuple[str, str]] = []
+        for frames in video_chunks(clip.key, clip.video, clip.frames, self.s["chunk_frames"], clip.fps,
+                                   clip.tolerance, notes):
+            tensor = resize_crop(torch.from_numpy(frames).permute(0, 3, 1, 2), self.s["resize"], self.s["crop"])
+            del frames
+            if tensor.shape[-1] != tensor.shape[-2]:
+                raise MediaError(clip.key, clip.video, f"frames resized to {tuple(tensor.shape[-2:])} are not "
+                                                       "square: set the extractor's `crop`")
+            tensor = tensor.contiguous()
+            if self.device.type == "cuda":
+                tensor = tensor.pin_memory()
+            yield Prepared(clip.key, tensor)
+        if notes:  # the reader's notes are known once it is exhausted: an empty last piece carries them
+            yield Prepared(clip.key, tensor[:0], notes)
 
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalised uint8 frames (B, 3, crop, crop) -> (B, dim) features, on the device."""
@@ -118,5 +127,7 @@ class VideoExtractor:
 
     def forward(self, prepared: Prepared) -> np.ndarray:
         frames: torch.Tensor = prepared.inputs
+        if not len(frames):
+            return np.empty((0, self.dim), dtype=np.float32)
         out = [self.embed(frames[i:i + self.s["batch_size"]]) for i in range(0, len(frames), self.s["batch_size"])]
         return torch.cat(out).cpu().numpy()

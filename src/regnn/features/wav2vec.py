@@ -1,25 +1,32 @@
-"""wav2vec 2.0 audio features (the seed's variant of REGNN), aligned to the 25 fps video.
+"""wav2vec 2.0 audio features (the seed's variant of REGNN 2024; the audio of REGNN 2025/2026), one row per
+video frame.
 
 Wav2Vec2 emits ~50 frames per second (1,499 for 30 s at 16 kHz), so its frames must be pooled to one row per
 video frame. The waveform is first padded or trimmed to exactly the clip's duration (frames / fps), so both
-poolings map audio time to video time: `adaptive` averages the frames falling in each of the 750 intervals
-(the seed's choice), `pairs` averages consecutive pairs and pads the last row.
+poolings map audio time to video time: `adaptive` averages the frames falling in each video frame's interval
+(the seed's choice, and the one that works at MARS's 30 fps), `pairs` averages consecutive pairs and pads the
+last row (25 fps only).
+
+A clip longer than `chunk_frames` video frames is cut into near-equal pieces of at most that many, each run
+through the network and pooled to its own frames: attention costs memory quadratic in the input (a
+20,000-frame clip would need tens of GB), so a piece's context is its own ~33 s. A shorter clip is one piece,
+exactly as before.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from regnn.data.index import IndexRow
 from regnn.devices import choose_device
 from regnn.features.media import read_audio
-from regnn.features.runtime import Prepared, fit_rows, inference, resolve_settings
+from regnn.features.runtime import Clip, Prepared, fit_rows, inference, resolve_settings
 
 DEFAULTS: dict[str, Any] = {
     "model_dir": None,  # a local save_pretrained() directory (e.g. wav2vec2-base-960h); None = random weights
@@ -34,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def align_to_frames(hidden: torch.Tensor, frames: int, pooling: str) -> torch.Tensor:
-    """(T, D) frames at ~50 Hz -> (frames, D) rows at 25 fps."""
+    """(T, D) frames at ~50 Hz spanning `frames` video frames -> (frames, D) rows (`pairs`: ~T/2 rows)."""
     if pooling == "adaptive":
         return F.adaptive_avg_pool1d(hidden.T.unsqueeze(0), frames).squeeze(0).T
     if pooling == "pairs":
@@ -51,8 +58,15 @@ def _normalize_default(model_dir: Path) -> bool:
     return True
 
 
+def pieces(frames: int, chunk: int) -> list[tuple[int, int]]:
+    """[start, end) video frames of ceil(frames / chunk) near-equal pieces (no short last piece: context)."""
+    n = max(1, math.ceil(frames / chunk))
+    bounds = [round(i * frames / n) for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 class Wav2Vec2Extractor:
-    """One hidden layer of a local Wav2Vec2Model, pooled to the clip's 25 fps frames."""
+    """One hidden layer of a local Wav2Vec2Model, pooled to the clip's video frames."""
 
     def __init__(self, name: str, settings: Mapping[str, Any]):
         from transformers import Wav2Vec2Config, Wav2Vec2Model  # seconds to import: only when used
@@ -80,28 +94,39 @@ class Wav2Vec2Extractor:
         layers = model.config.num_hidden_layers
         if not -(layers + 1) <= s["layer"] <= layers:
             raise ValueError(f"extractor {name!r}: layer {s['layer']} is outside -{layers + 1}..{layers}")
+        self.name = name
         self.model = model.eval().to(self.device)
         self.dim = int(model.config.hidden_size)
-        self.seconds = s["frames"] / s["fps"]
-        self.description += f", layer {s['layer']}, {s['pooling']} pooling to {s['fps']} fps"
+        self.description += f", layer {s['layer']}, {s['pooling']} pooling to the video frames"
 
-    def prepare(self, clip: str, row: IndexRow) -> Prepared:
-        audio = read_audio(clip, row.audio, self.s["sample_rate"], self.seconds, self.s["tolerance_s"], pad=True)
-        samples = audio.samples[: int(round(self.seconds * self.s["sample_rate"]))]  # exactly the clip's span
+    def chunks(self, clip: Clip) -> Iterator[Prepared]:
+        """The normalised waveform of exactly the clip's span, piece by piece (the whole wave is small: 42 MB
+        for 20,000 frames; the network's memory is what pieces bound)."""
+        if self.s["pooling"] == "pairs" and clip.fps != 25:
+            raise ValueError(f"extractor {self.name!r}: pooling 'pairs' gives 25 rows per second, but clip "
+                             f"{clip.key} runs at {clip.fps:g} fps; use pooling 'adaptive'")
+        rate = self.s["sample_rate"]
+        seconds = clip.frames / clip.fps
+        audio = read_audio(clip.key, clip.audio, rate, seconds, self.s["tolerance_s"], pad=True)
+        samples = audio.samples[: int(round(seconds * rate))]  # exactly the clip's span
         if self.normalize:
             samples = (samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)
-        prepared = Prepared(clip, torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
-        if audio.padded_s:
-            prepared.notes.append(("short audio", f"{audio.seconds:.3f} s, zero-padded by {audio.padded_s:.3f} s"))
-        return prepared
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        notes = [("short audio", f"{audio.seconds:.3f} s, zero-padded by {audio.padded_s:.3f} s")] \
+            if audio.padded_s else []
+        for start, end in pieces(clip.frames, self.s["chunk_frames"]):
+            first, last = (int(round(f / clip.fps * rate)) for f in (start, end))
+            yield Prepared(clip.key, (torch.from_numpy(samples[first:last]), end - start), notes)
+            notes = []
 
     def forward(self, prepared: Prepared) -> np.ndarray:
-        wave = prepared.inputs.to(self.device).unsqueeze(0)
+        samples, frames = prepared.inputs
+        wave = samples.to(self.device).unsqueeze(0)
         with inference(self.device, self.s["bf16"]):
             out = self.model(wave, output_hidden_states=self.s["layer"] != -1)
             hidden = out.last_hidden_state if self.s["layer"] == -1 else out.hidden_states[self.s["layer"]]
-        rows = align_to_frames(hidden[0].float(), self.s["frames"], self.s["pooling"])
-        values, added = fit_rows(rows.cpu().numpy(), self.s["frames"])
+        rows = align_to_frames(hidden[0].float(), frames, self.s["pooling"])
+        values, added = fit_rows(rows.cpu().numpy(), frames)
         if added:
             prepared.notes.append(("padded rows", f"{added} row(s) repeat the last one"))
         return values

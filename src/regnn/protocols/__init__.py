@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import importlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,20 @@ if TYPE_CHECKING:
 MODULES = {"react2024": "regnn.protocols.react2024", "react2025": "regnn.protocols.react2025"}
 NAMES = tuple(MODULES)
 DEFAULT = "react2024"
+
+
+@dataclass(frozen=True)
+class ExtractionClip:
+    """One input clip as the feature stage reads it: its key (the shard's dataset name), its media, the official
+    pre-extracted feature files by modality, and its length. `frames` and `fps` are None where the protocol
+    fixes every clip's length (REACT 2024): the extractor's own `frames` and `fps` settings apply."""
+
+    key: str
+    video: Path
+    audio: Path
+    features: Mapping[str, Path]  # "video" / "audio" -> the release's pre-extracted file (may not exist)
+    frames: int | None = None
+    fps: float | None = None
 
 
 class Protocol(abc.ABC):
@@ -54,6 +69,10 @@ class Protocol(abc.ABC):
     @abc.abstractmethod
     def index_split(self, root: Path, split: str, outputs: Mapping[str, Path], data: Mapping) -> int:
         """Check a split and write `outputs`; returns the number of samples. `data` is the config section."""
+
+    @abc.abstractmethod
+    def extraction_clips(self, index_tsv: Path) -> list[ExtractionClip]:
+        """Every input clip of a split's `index.tsv` once, in index order: what the feature stage extracts."""
 
     @abc.abstractmethod
     def clip_lengths(self, dataset: Mapping[str, Path]) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from regnn.data.layout import FRAMES
 from regnn.metrics.settings import BASELINES
 from regnn.paths import RESULTS, Results
-from regnn.protocols import Protocol
+from regnn.protocols import ExtractionClip, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,6 +47,19 @@ class React2024(Protocol):
         self.check_data(data)
         return index_split(root, split, outputs["index"], outputs["emotions"], frames=data.get("frames", FRAMES),
                            incomplete=data.get("incomplete", "error"), skipped_tsv=outputs.get("skipped"))
+
+    def extraction_clips(self, index_tsv: Path) -> list[ExtractionClip]:
+        """Each speaker once; lengths are the extractor's `frames` (750); features `<split>/Video_features/...`."""
+        from regnn.data.index import read_index
+        from regnn.data.layout import FEATURE_FOLDERS
+
+        clips: dict[str, ExtractionClip] = {}
+        for row in read_index(index_tsv):
+            if row.speaker not in clips:
+                split_dir = row.video.parents[len(row.speaker.split("/"))]  # <root>/<split>/Video_files/<key>.mp4
+                features = {m: split_dir / folder / f"{row.speaker}.pth" for m, folder in FEATURE_FOLDERS.items()}
+                clips[row.speaker] = ExtractionClip(row.speaker, row.video, row.audio, features)
+        return list(clips.values())
 
     def clip_lengths(self, dataset: Mapping[str, Path]) -> np.ndarray:
         import numpy as np

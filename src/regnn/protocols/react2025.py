@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from regnn.metrics.settings import MARS_BASELINES
 from regnn.paths import RESULTS, Results
-from regnn.protocols import Protocol
+from regnn.protocols import ExtractionClip, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,6 +48,28 @@ class React2025(Protocol):
                                 outputs.get("skipped"), direction=data.get("direction", "both"),
                                 incomplete=data.get("incomplete", "error"),
                                 tolerance=data.get("length_tolerance", mars.LENGTH_TOLERANCE))
+
+    def extraction_clips(self, index_tsv: Path) -> list[ExtractionClip]:
+        """Each input clip once at its facial-attribute length (`frames`) and 30 fps; the official features are
+        `<split>/video-features/<role>/<session>/<stem>.pth` and `audio-features/.../<stem>.npy`."""
+        import csv
+
+        from regnn.data import mars
+
+        with Path(index_tsv).open(newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            if reader.fieldnames != mars.INDEX_COLUMNS:
+                raise ValueError(f"{index_tsv}: columns {reader.fieldnames}, expected {mars.INDEX_COLUMNS}")
+            rows = list(reader)
+        clips: dict[str, ExtractionClip] = {}
+        for row in rows:
+            key, video = row["speaker"], Path(row["video"])
+            if key not in clips:
+                split_dir = video.parents[len(key.split("/"))]  # <split>/video-face-crop/<role>/<session>/<stem>.mp4
+                features = {"video": split_dir / "video-features" / f"{key}.pth",
+                            "audio": split_dir / "audio-features" / f"{key}.npy"}
+                clips[key] = ExtractionClip(key, video, Path(row["audio"]), features, int(row["frames"]), self.fps)
+        return list(clips.values())
 
     def clip_lengths(self, dataset: Mapping[str, Path]) -> np.ndarray:
         import numpy as np
