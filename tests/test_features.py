@@ -604,3 +604,66 @@ def test_prefetched_chunks_are_bounded_in_memory_and_in_order() -> None:
                     alive -= 1
     assert seen == [(i, k) for i in (9, 1, 7, 3) for k in range(i)]  # in order, each item whole, then the error
     assert peak <= 2 + depth + workers
+
+
+class NotAFeature:
+    """Pickled into a .pth: loading it would run code, so weights_only loading must refuse."""
+
+
+def test_official_mars_features_are_imported_at_each_clips_length(mars_split: tuple[Path, Path],
+                                                                  tmp_path: Path) -> None:
+    root, index = mars_split
+    lengths = index_lengths(index)
+    rng = np.random.default_rng(1)
+    written = {}
+    for i, (key, n) in enumerate(lengths.items()):  # the official files may be a few frames off: -2, 0, +3
+        rows = n + (-2, 0, 3)[i % 3]
+        written[key] = rng.normal(size=(rows, 12))
+        video = root / "test" / "video-features" / f"{key}.pth"
+        audio = root / "test" / "audio-features" / f"{key}.npy"
+        for path in (video, audio):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(torch.from_numpy(written[key]).float(), video)
+        np.save(audio, written[key])  # float64: cast to float32
+    for modality in ("video", "audio"):
+        out = tmp_path / f"{modality}.h5"
+        with log_to(tmp_path / f"{modality}.log"):
+            extract_shard(index, out, modality, {"kind": "precomputed", "modality": modality, "dim": 12}, 0,
+                          progress=False, protocol="react2025")
+        shard = read_shard(out)
+        for key, n in lengths.items():
+            rows = np.asarray(written[key], np.float32)
+            fitted = rows[:n] if len(rows) >= n else np.concatenate([rows, np.repeat(rows[-1:], n - len(rows), 0)])
+            np.testing.assert_array_equal(shard[key], fitted)
+        log = (tmp_path / f"{modality}.log").read_text()
+        assert "padded rows: 2 row(s) repeat the last one" in log and "trimmed rows: 3 row(s) beyond" in log
+
+
+@pytest.mark.parametrize("content, problem", [
+    (None, "pre-extracted feature file is missing"),
+    (torch.zeros(2, 60, 12), r"shape \(2, 60, 12\), expected \(frames, dim\)"),
+    (torch.zeros(60, 12, dtype=torch.bool), "dtype bool, expected real numbers"),
+    (torch.full((60, 12), float("nan")), r"non-finite values \(first at row 0\)"),
+    (torch.zeros(64, 12), r"64 rows, expected 60 \(tolerance 3\)"),
+    (torch.zeros(56, 12), r"56 rows, expected 60 \(tolerance 3\)"),
+    (torch.zeros(60, 7), "feature dimension 7, expected 12"),
+    ({"features": torch.zeros(60, 12)}, "expected a tensor, found dict"),
+    (NotAFeature(), "unreadable"),
+    (np.zeros((60, 12), dtype=np.complex64), "dtype complex64, expected real numbers"),
+    (np.array([[None] * 12] * 60, dtype=object), "unreadable"),
+])
+def test_bad_official_feature_files_are_named(content: object, problem: str, tmp_path: Path) -> None:
+    key = "speaker/session0/Camera-x"
+    clip = mars_clip(tmp_path / "test", key, 60)
+    path = clip.features["video"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, np.ndarray):  # arrays are the audio-features .npy files
+        path = clip.features["audio"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, content, allow_pickle=True)
+    elif content is not None:
+        torch.save(content, path)
+    modality = "audio" if isinstance(content, np.ndarray) else "video"
+    ex = PrecomputedExtractor("pre", {"kind": "precomputed", "modality": modality, "dim": 12})
+    with pytest.raises(MediaError, match=rf"clip {key} \({re.escape(str(path))}\): .*{problem}"):
+        one_piece(ex, clip)
