@@ -127,6 +127,22 @@ def test_variable_lengths_match_tslearn_from_58_to_5000_frames():
                                rtol=1e-4)
 
 
+def test_threads_share_the_chunks_each_exactly_once():
+    """The kernel's threads take chunks from one counter (longest first): every chunk is computed once, by
+    whichever thread, so any thread count gives bit-identical results; more threads than chunks too."""
+    rng = np.random.default_rng(13)
+    lanes = dtw.load_kernel().frd_dtw_lanes()
+    lengths = rng.integers(3, 40, 5 * lanes + 3)  # 6 chunks, the last one partly filled
+    a = [emotion_like(rng, (t,)) for t in lengths]
+    b = [emotion_like(rng, (t,)) for t in lengths[::-1]]
+    ia = rng.permutation(len(a))
+    ib = rng.integers(0, len(b), len(a))
+    one = dtw.dtw_groups_cpu(a, b, ia, ib, threads=1)
+    for threads in (2, 3, 16):
+        np.testing.assert_array_equal(dtw.dtw_groups_cpu(a, b, ia, ib, threads=threads), one)
+    np.testing.assert_allclose(one, tslearn_groups(a, b, list(zip(ia, ib))), rtol=1e-5)
+
+
 def test_frd_distances_weights_the_groups_per_prediction_and_target():
     rng = np.random.default_rng(12)
     targets = [emotion_like(rng, (t,)) for t in (90, 61, 130)]

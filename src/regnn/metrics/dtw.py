@@ -99,7 +99,7 @@ def compile_kernel(compiler: str, target: Path, flags: Sequence[str]) -> bool:
 def open_kernel(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    lib.frd_dtw.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, ptr]
+    lib.frd_dtw.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, ptr, ptr]
     lib.frd_dtw.restype = ctypes.c_int
     lib.frd_dtw_lanes.restype = ctypes.c_int
     return lib
@@ -183,13 +183,6 @@ def _check_pairs(sa: _Series, sb: _Series, ia: np.ndarray, ib: np.ndarray) -> tu
     return ia, ib
 
 
-def _balanced_bounds(chunk_cells: np.ndarray, tasks: int) -> np.ndarray:
-    """Chunk indices that split the chunks into `tasks` runs of about equal work (DP cells)."""
-    total = np.concatenate([[0], np.cumsum(chunk_cells, dtype=np.float64)])
-    targets = np.linspace(0, total[-1], tasks + 1)
-    return np.unique(np.searchsorted(total, targets, side="left").clip(0, len(chunk_cells)))
-
-
 def _groups_cpu(sa: _Series, sb: _Series, ia: np.ndarray, ib: np.ndarray, threads: int,
                 lib: ctypes.CDLL) -> np.ndarray:
     """The compiled kernel on the pairs, sorted by (prediction length, target length) into SIMD lanes."""
@@ -203,24 +196,21 @@ def _groups_cpu(sa: _Series, sb: _Series, ia: np.ndarray, ib: np.ndarray, thread
     pb = np.ascontiguousarray(sb.addresses[ib[order]])
     la, lb = np.ascontiguousarray(la[order]), np.ascontiguousarray(lb[order])
     sorted_out = np.empty_like(out)
-    lanes = lib.frd_dtw_lanes()
-    chunks = -(-n // lanes)
-    starts = np.arange(chunks) * lanes
-    cells = np.maximum.reduceat(la, starts) * np.maximum.reduceat(lb, starts)
-    # Several tasks per thread of about equal work even out the tail; each allocates O(longest series).
-    bounds = _balanced_bounds(cells, min(chunks, threads * 8) if threads > 1 else 1)
+    chunks = -(-n // lib.frd_dtw_lanes())
+    claimed = np.zeros(1, dtype=np.int64)  # the kernel's threads take chunks from this counter, longest first
 
-    def run(lo: int, hi: int) -> None:
-        status = lib.frd_dtw(pa.ctypes.data, la.ctypes.data, pb.ctypes.data, lb.ctypes.data, n, int(lo), int(hi),
-                             sorted_out.ctypes.data)
+    def run(_: int = 0) -> None:
+        status = lib.frd_dtw(pa.ctypes.data, la.ctypes.data, pb.ctypes.data, lb.ctypes.data, n, 0, chunks,
+                             claimed.ctypes.data, sorted_out.ctypes.data)
         if status != 0:
             raise MemoryError("FRD DTW kernel could not allocate its work buffers")
 
-    if threads <= 1:
-        run(bounds[0], bounds[-1])
+    threads = max(1, min(threads, chunks))
+    if threads == 1:
+        run()
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(run, bounds[:-1], bounds[1:]))
+            list(pool.map(run, range(threads)))
     out[order] = sorted_out
     return out
 

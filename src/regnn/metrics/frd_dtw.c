@@ -319,10 +319,12 @@ int frd_dtw_lanes(void) { return W; }
 
 /* DTW per group for pairs p in chunks [c0, c1) of W consecutive pairs: series a[p] (ta[p] x 25 float32,
  * C-contiguous) against b[p] (tb[p] x 25). A chunk's pairs share one sweep over its longest series, so the
- * caller orders pairs by length. Work memory is O(longest series): no cost matrix is ever stored.
- * out: (n_pairs, 3) float64. Returns 0, or -1 if memory could not be allocated. */
+ * caller orders pairs by length. Threads calling this on the same range share `claimed` (0 at the start):
+ * each takes the next unclaimed chunk, the last (longest) first, so the threads finish within about one
+ * chunk of each other whatever the lengths. Work memory is O(longest series) per thread: no cost matrix is
+ * ever stored. out: (n_pairs, 3) float64. Returns 0, or -1 if memory could not be allocated. */
 int frd_dtw(const float *const *a, const int64_t *ta, const float *const *b, const int64_t *tb, int64_t n_pairs,
-            int64_t c0, int64_t c1, double *out) {
+            int64_t c0, int64_t c1, int64_t *claimed, double *out) {
     int64_t max_a = 1, max_b = 1;
     for (int64_t p = c0 * W; p < n_pairs && p < c1 * W; p++) {
         if (ta[p] > max_a) max_a = ta[p];
@@ -338,10 +340,12 @@ int frd_dtw(const float *const *a, const int64_t *ta, const float *const *b, con
         posix_memalign(&HX, 64, bytes_hx) || posix_memalign(&HY, 64, bytes_hy) ||
         posix_memalign(&prev, 64, bytes_prev) || posix_memalign(&left_rows, 64, bytes_left))
         goto done;
-    for (int64_t c = c0; c < c1; c++) {
+    for (;;) {
+        int64_t c = c1 - 1 - __atomic_fetch_add(claimed, 1, __ATOMIC_RELAXED);
+        if (c < c0) break;
         int64_t p0 = c * W;
         int n = (int)(n_pairs - p0 < W ? n_pairs - p0 : W);
-        if (n <= 0) break;
+        if (n <= 0) continue;
         const float *pa[W], *pb[W];
         int64_t la[W], lb[W], TA = 0, TB = 0;
         end_cell ends[W];
