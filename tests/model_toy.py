@@ -69,3 +69,44 @@ def tiny_train(**overrides) -> dict:
                 "lr": 5e-3, "milestones": [100], "device": "cpu"}
     settings.update(overrides)
     return settings
+
+
+def mars_toy_split(root: Path, lengths: tuple[int, ...] = (130, 61, 97, 250, 40, 75), seed: int = 0,
+                   sessions: tuple[int, ...] = (0, 0, 0, 1, 1, 2)) -> dict:
+    """A MARS (react2025) split written straight to the stage formats: emotions.h5 via `mars.write_index`,
+    feature shards via `write_shard`. Stem i is in session `sessions[i]` with a speaker clip of `lengths[i]`
+    frames and a listener 3 frames longer (lagged copy plus noise). Video features hold (frame index, stem,
+    speaker emotions) so tests can read which frames a window took."""
+    from regnn.data import mars
+
+    rng = np.random.default_rng(seed)
+    clips, attributes, files = [], [], {}
+    for i, (n, s) in enumerate(zip(lengths, sessions)):
+        speaker = rng.uniform(0, 1, (n + 3, EMOTION_DIMS)).astype(np.float32)
+        for role, series in (("speaker", speaker[3:]), ("listener", speaker[:n + 3] * 0.9 + 0.05)):
+            key = f"{role}/session{s}/stem{i}"
+            clips.append(key)
+            attributes.append(series.astype(np.float32))
+            files[key] = {mars.ATTRIBUTES: root / f"{key}.npy"}
+    order = sorted(range(len(clips)), key=lambda j: mars._sample_order(clips[j]))
+    clips, attributes = [clips[j] for j in order], [attributes[j] for j in order]
+    samples = [(c, mars.partner_key(c)) for c in clips]  # direction both
+    candidates: dict = {}
+    for c in clips:
+        role, session, _ = c.split("/")
+        candidates.setdefault((role, session), []).append(c)
+    index = mars.MarsIndex(clips, attributes, files, samples, mars.draw_targets(samples, candidates), [], [])
+    root.mkdir(parents=True, exist_ok=True)
+    out = {name: root / f"{name}.{ext}" for name, ext in (("index", "tsv"), ("emotions", "h5"), ("targets", "tsv"))}
+    mars.write_index(index, out["index"], out["emotions"], out["targets"])
+    series = dict(zip(clips, attributes))
+    w_video = rng.standard_normal((EMOTION_DIMS, VIDEO_DIM - 2)).astype(np.float32)
+    video = {c: np.concatenate([np.arange(len(e))[:, None], np.full((len(e), 1), k), e @ w_video], axis=1)
+             for k, (c, e) in enumerate(series.items())}
+    audio = {c: np.tanh(e[:, :AUDIO_DIM]) for c, e in series.items()}
+    out["video"] = [root / "video" / f"shard-{k}.h5" for k in range(2)]
+    for k, part in enumerate(np.array_split(np.arange(len(clips)), 2)):
+        write_shard(out["video"][k], {clips[i]: video[clips[i]] for i in part}, "toy_video", {})
+    out["audio"] = [root / "audio" / "shard-0.h5"]
+    write_shard(out["audio"][0], audio, "toy_audio", {})
+    return {**out, "clips": clips, "series": series, "video_features": video}

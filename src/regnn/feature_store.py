@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -65,3 +66,58 @@ def load_features(shard_paths: Sequence[Path], clips: Sequence[str]) -> np.ndarr
         raise KeyError(f"clips missing from feature shards {[str(p) for p in shard_paths]}: {missing[:5]}"
                        + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
     return out if out is not None else np.empty((0, 0, 0), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class RaggedFeatures:
+    """Features of clips of different lengths: clip i's (T_i, D) rows are `values[offsets[i]:offsets[i + 1]]`."""
+
+    clips: list[str]
+    values: np.ndarray  # (sum of T_i, D) float32
+    offsets: np.ndarray  # (clips + 1,) int64
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[1])
+
+    def series(self, i: int) -> np.ndarray:
+        return self.values[self.offsets[i]:self.offsets[i + 1]]
+
+
+def load_ragged(shard_paths: Sequence[Path], clips: Sequence[str], lengths: Sequence[int]) -> RaggedFeatures:
+    """Features of distinct `clips` of known `lengths` (the emotion cache's), concatenated in that order.
+
+    MARS clips run from 58 to over 20,000 frames, so clips cannot share one (C, frames, D) array. The output
+    is allocated once from the expected lengths and filled clip by clip: peak memory is the result itself.
+    A clip missing from every shard, or stored with another length or dimension, is an error naming the shard
+    and the clip.
+    """
+    if len(set(clips)) != len(clips) or len(clips) != len(lengths):
+        raise ValueError("load_ragged needs distinct clips and one length per clip")
+    offsets = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))]).astype(np.int64)
+    row = {clip: i for i, clip in enumerate(clips)}
+    values: np.ndarray | None = None
+    problems = []
+    for path in shard_paths:
+        with h5py.File(path, "r") as f:
+            for clip in [c for c in row if c in f]:
+                i = row.pop(clip)
+                data = f[clip]
+                if data.ndim != 2 or data.shape[0] != lengths[i]:
+                    problems.append(f"{path}: clip {clip} has features of shape {data.shape}, but the emotion "
+                                    f"cache gives it {lengths[i]} frames")
+                    continue
+                if values is None:
+                    values = np.empty((int(offsets[-1]), data.shape[1]), dtype=np.float32)
+                if data.shape[1] != values.shape[1]:
+                    problems.append(f"{path}: clip {clip} has {data.shape[1]}-d features, other clips "
+                                    f"{values.shape[1]}-d")
+                    continue
+                values[offsets[i]:offsets[i + 1]] = data[()]
+    if row:
+        missing = list(row)
+        problems.append(f"clips missing from feature shards {[str(p) for p in shard_paths]}: {missing[:5]}"
+                        + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return RaggedFeatures(list(clips), values if values is not None else np.empty((0, 0), np.float32), offsets)

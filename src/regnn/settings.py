@@ -30,7 +30,7 @@ PAPER_MODEL: dict[str, Any] = {
 
 PAPER_TRAIN: dict[str, Any] = {
     "epochs": 100,
-    "batches_per_epoch": 101,
+    "batches_per_epoch": 101,  # None: one pass over the sampler's windows (react2025: over the speaker clips)
     "batch_size": 128,
     "checkpoint_every": 5,
     # Checkpoints hold the weights after every*k + offset epochs (k >= 1) and after the last epoch. The
@@ -42,12 +42,16 @@ PAPER_TRAIN: dict[str, Any] = {
     "gamma": 0.1,
     "warmup_epochs": 0,
     "warmup_factor": 0.01,
-    "neighbours": 10,
+    "neighbours": 10,  # react2025: k_select, the paired listener + neighbours - 1 random others of the session
     "threshold_divisor": 3.0,
     # "reference": the threshold is (re)set only by an epoch that runs all batches_per_epoch batches (the
     # reference sets it at batch index train_iters = 100, so a split with fewer than 100 * 128 + 1 windows
-    # never gets one). "every_epoch": set after every epoch.
+    # never gets one). "never": the 2025/2026 baseline's behaviour (its update sits under
+    # `i == train_iters` with train_iters = len(loader), which never fires). "every_epoch": set after every epoch.
     "threshold_rule": "reference",
+    # react2025: clips shorter than a window (the official code crashes on them): "pad" (zero-padded
+    # window, features and targets) or "skip"; the train log says how many.
+    "short_clips": "pad",
     "mid_weight": 1.0,
     "smooth_weight": 0.0,
     "logdet_weight": 0.0,
@@ -73,7 +77,10 @@ GENERATE_DEFAULTS: dict[str, Any] = {
     "epoch": 96,  # epochs of training the generating weights hold (the reference's mhp-epoch95); None: the last
     "noise_clip": 0.06,  # None: plain N(0, 1) noise
     "modify": False,  # the reference's --modify: AU columns -> 1 where >= 1, else 0 (per window, before averaging)
-    "batch_clips": 8,
+    "batch_clips": 8,  # react2024: clips decoded together (memory only); react2025 generates clip by clip
+    # react2025: chunks per model.inverse call (the official --eval-clip-batch-size: 1 in the 2026 README, 16
+    # in the 2025 trainer). Not a speed knob: each call's noise is rescaled by its own max |noise|.
+    "eval_clip_batch_size": 1,
     "device": "auto",
     "export_official": False,  # read by the workflow (rule export_official), not by generate()
 }

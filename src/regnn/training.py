@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from regnn import protocols
 from regnn.checkpoints import CHECKPOINT_FORMAT, link_checkpoint, load_checkpoint, save_checkpoint
-from regnn.data.windows import Batch, WindowSampler, load_split, prefetched_batches
+from regnn.data.windows import Batch, WindowSampler, prefetched_batches
 from regnn.devices import choose_device
 from regnn.io import atomic_output
 from regnn.losses import best_neighbour_mse, mid_loss, smoothness_loss
@@ -65,10 +66,10 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def _fingerprint(model: dict, train: dict, seed: int, inputs: Sequence[Path]) -> str:
+def _fingerprint(model: dict, train: dict, seed: int, inputs: Sequence[Path], *context: Any) -> str:
     """Identifies a run so a resume folder left by different settings or inputs is never continued."""
     files = [(str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in inputs]
-    blob = json.dumps([model, train, seed, files], sort_keys=True)
+    blob = json.dumps([model, train, seed, files, *context], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -195,9 +196,9 @@ def next_threshold(train_s: dict[str, Any], threshold: float | None, best_mse: f
     all batches_per_epoch batches; otherwise the previous threshold (or none) stays ("reference" rule).
     """
     rule, divisor = train_s["threshold_rule"], train_s["threshold_divisor"]
-    if rule not in ("reference", "every_epoch"):
-        raise ValueError(f"unknown train.threshold_rule {rule!r}; choose reference or every_epoch")
-    if not divisor:
+    if rule not in ("reference", "never", "every_epoch"):
+        raise ValueError(f"unknown train.threshold_rule {rule!r}; choose reference, never or every_epoch")
+    if not divisor or rule == "never":
         return None
     if rule == "every_epoch" or n_batches == train_s["batches_per_epoch"]:
         return best_mse / divisor
@@ -213,12 +214,22 @@ def _save_epoch(state: dict[str, Any], keep: bool, resume_dir: Path, checkpoint_
     save_checkpoint(state, resume_dir / RESUME_STATE)
 
 
+def epoch_batches(train_s: dict[str, Any], n_windows: int) -> int:
+    """Batches per epoch: batches_per_epoch, at most one pass over the windows; None: one pass (react2025's
+    epoch is one pass over the speaker clips, the last batch smaller)."""
+    one_pass = math.ceil(n_windows / train_s["batch_size"])
+    return one_pass if train_s["batches_per_epoch"] is None else min(train_s["batches_per_epoch"], one_pass)
+
+
 def train(emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path], settings: dict[str, Any],
           seed: int, checkpoint_dir: Path, train_tsv: Path, tensorboard_dir: Path, resume_dir: Path,
-          threads: int | None = None, on_epoch_end: Callable[[int], None] | None = None) -> None:
+          threads: int | None = None, on_epoch_end: Callable[[int], None] | None = None,
+          protocol: str | None = None, resampling: dict[str, Any] | None = None) -> None:
     """Train one experiment x seed; `settings` holds `model` and `train` (see `experiment_settings`).
 
-    `on_epoch_end(epoch)` runs after each epoch's state is saved (tests use it to simulate a kill).
+    The protocol (`data.protocol`) draws the windows; `resampling` is the evaluate section's, with which
+    react2025 length-aligns listener targets as its metrics do. `on_epoch_end(epoch)` runs after each
+    epoch's state is saved (tests use it to simulate a kill).
     """
     emotions, checkpoint_dir, resume_dir = Path(emotions), Path(checkpoint_dir), Path(resume_dir)
     model_s = resolve_model_settings(settings.get("model"))
@@ -226,20 +237,26 @@ def train(emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[P
     if threads:
         torch.set_num_threads(threads)
     device = choose_device(train_s["device"])
-    data = load_split(emotions, video_shards, audio_shards)
-    dims = {"video": data.video_dim, "audio": data.audio_dim}
-    sampler = WindowSampler(data, model_s["window"], model_s["stride"], train_s["neighbours"])
-    fingerprint = _fingerprint(model_s, train_s, seed, [emotions, *video_shards, *audio_shards])
+    chosen = protocols.get(protocol)
+    sampler = chosen.training_windows(emotions, video_shards, audio_shards, model_s, train_s, resampling)
+    dims = sampler.dims
+    fingerprint = _fingerprint(model_s, train_s, seed, [emotions, *video_shards, *audio_shards], chosen.name,
+                               resampling)
 
     run = _start_or_resume(model_s, train_s, seed, dims, device, fingerprint, resume_dir)
     _restore_checkpoint_links(train_s, run.start, resume_dir, checkpoint_dir)
     writer = _open_tensorboard(Path(tensorboard_dir), run.rows)
-    n_batches = min(train_s["batches_per_epoch"], math.ceil(sampler.n_windows / train_s["batch_size"]))
-    if train_s["threshold_divisor"] and train_s["threshold_rule"] == "reference" \
-            and n_batches < train_s["batches_per_epoch"]:
-        log.warning("an epoch has %d < batches_per_epoch = %d batches: as in the reference, the loss threshold "
+    n_batches = epoch_batches(train_s, sampler.n_windows)
+    if train_s["threshold_divisor"] and train_s["threshold_rule"] == "never":
+        log.warning("train.threshold_rule never: as in the 2025/2026 baseline, the loss threshold is never set "
+                    "(every_epoch sets it)")
+    elif train_s["threshold_divisor"] and train_s["threshold_rule"] == "reference" \
+            and n_batches != train_s["batches_per_epoch"]:
+        log.warning("an epoch has %d < batches_per_epoch = %s batches: as in the reference, the loss threshold "
                     "is never set (train.threshold_rule: every_epoch sets it anyway)", n_batches,
                     train_s["batches_per_epoch"])
+    log.info("%d windows per epoch (%s), %d batches of up to %d", sampler.n_windows, chosen.name, n_batches,
+             train_s["batch_size"])
     kept = set(checkpoint_epochs(train_s))
     progress = tqdm(total=train_s["epochs"] * n_batches, initial=run.start * n_batches, desc="train",
                     unit="batch", dynamic_ncols=True)
@@ -289,7 +306,10 @@ def train_experiment(config: dict[str, Any], experiment: str, seed: int, results
                      **kwargs: Any) -> None:
     """Train with the standard result layout (what the CLI uses; the Snakemake rule passes paths itself)."""
     layout = Results(results)
+    protocol = protocols.get(config.get("data", {}).get("protocol"))
+    config = protocol.configured(config)
     files = experiment_files(config, experiment, config["splits"]["train"], layout)
     train(files["emotions"], files["video"], files["audio"], experiment_settings(config, experiment), seed,
           layout.checkpoint_dir(experiment, seed), layout.train_tsv(experiment, seed),
-          layout.tensorboard_dir(experiment, seed), layout.resume_dir(experiment, seed), **kwargs)
+          layout.tensorboard_dir(experiment, seed), layout.resume_dir(experiment, seed), protocol=protocol.name,
+          resampling=protocol.training_resampling(config.get("evaluate", {})), **kwargs)

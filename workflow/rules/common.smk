@@ -42,6 +42,9 @@ try:
     PROTOCOL.check_data(config["data"])
 except ValueError as err:
     raise WorkflowError(str(err)) from None
+# The protocol's train/generate defaults (react2025: the 2025/2026 baseline's) under the config's own values,
+# before any rule reads those sections.
+config.update(PROTOCOL.configured(config))
 TRAIN_SPLIT = config["splits"]["train"]
 CHECKPOINT_EPOCHS = checkpoint_epochs(config["train"])
 GENERATE = resolve_generate_settings(config["generate"])
@@ -51,6 +54,8 @@ if GENERATE_EPOCH not in CHECKPOINT_EPOCHS:
 EVALUATE = resolve_settings(config["evaluate"])
 # Only the settings that change the numbers: editing figure settings must not rerun hours of FRD.
 METRIC_SETTINGS = PROTOCOL.metric_settings(EVALUATE)
+# react2025 trains on targets length-aligned as its metrics align them (evaluate.resampling); react2024: None
+TRAIN_RESAMPLING = PROTOCOL.training_resampling(EVALUATE)
 BASELINE_NAMES = EVALUATE["baselines"]["names"]
 if set(BASELINE_NAMES) - set(PROTOCOL.baselines):
     raise WorkflowError(
@@ -106,15 +111,15 @@ def summary_inputs(split):
 
 def final_targets():
     """The metrics table of every evaluated split (which pulls in the whole DAG), the training curves and
-    reaction videos, plus the official-layout export of the predictions when `generate.export_official` asks
-    for it. A protocol whose model stages are not wired yet (react2025) gets its evaluated splits' baselines
-    instead."""
+    reaction videos (for a protocol whose clips the renderer handles: react2024), plus the official-layout
+    export of the predictions when `generate.export_official` asks for it. A protocol without model stages
+    gets its evaluated splits' baselines instead."""
     splits = config["splits"]["evaluate"]
     if not PROTOCOL.model_stages:
         return [RESULTS.baseline_metrics(name, split) for name in BASELINE_NAMES for split in splits]
     targets = [RESULTS.metrics_table(split) for split in splits]
     targets += [RESULTS.training_curves(e) for e in config["experiments"]]
-    if RENDER["clips"] > 0:  # reaction videos of each experiment's first seed
+    if RENDER["clips"] > 0 and PROTOCOL.renders:  # reaction videos of each experiment's first seed
         targets += [
             RESULTS.reaction_page(e, config["seeds"][0], split)
             for e in config["experiments"]

@@ -5,7 +5,8 @@ rule demo_data:
     output:
         root=directory(DATA_ROOT),
     params:
-        *code("demo_data.py"),
+        *code("demo_data.py", f"{PROTOCOL_MODULE}:write_demo_data"),
+        protocol=PROTOCOL.name,
         settings=config.get("demo_data", {}),
     log:
         RESULTS.log("demo_data"),

@@ -74,7 +74,8 @@ rule summarize:
             for e in config["experiments"]
         ],
     params:
-        *code("summarize.py"),
+        *code("summarize.py", f"{PROTOCOL_MODULE}:reaction_series"),
+        protocol=PROTOCOL.name,
         settings=EVALUATE["summary"],
         inputs=lambda w: summary_inputs(w.split),
         reaction_figures=lambda w: {e: str(RESULTS.reactions_figure(w.split, e)) for e in config["experiments"]},

@@ -14,10 +14,12 @@ rule train:
         tsv=RESULTS.train_tsv("{experiment}", "{seed}"),
         tensorboard=directory(RESULTS.tensorboard_dir("{experiment}", "{seed}")),
     params:
-        *code("train.py"),
+        *code("train.py", f"{PROTOCOL_MODULE}:training_windows"),
         settings=lambda w: experiment_settings(config, w.experiment),
         # str: Snakemake fills wildcards into string params only (a Path would stay "{experiment}/seed-{seed}")
         resume=str(RESULTS.resume_dir("{experiment}", "{seed}")),
+        protocol=PROTOCOL.name,
+        resampling=TRAIN_RESAMPLING,
     log:
         RESULTS.run_log("train", "{experiment}", "{seed}"),
     wildcard_constraints:
@@ -41,7 +43,8 @@ rule generate:
     output:
         RESULTS.predictions("{experiment}", "{seed}", "{split}"),
     params:
-        *code("generate.py"),
+        *code("generate.py", f"{PROTOCOL_MODULE}:generate"),
+        protocol=PROTOCOL.name,
         # export_official only adds the export_official rule's outputs to the targets
         settings={k: v for k, v in GENERATE.items() if k != "export_official"},
     log:

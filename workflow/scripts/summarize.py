@@ -18,4 +18,5 @@ with log_to(snakemake.log[0]):
         emotions_h5=Path(snakemake.input.emotions),
         settings=snakemake.params.settings,
         skipped=Path(snakemake.input.skipped[0]) if snakemake.input.skipped else None,
+        protocol=snakemake.params.protocol,
     )

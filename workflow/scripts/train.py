@@ -16,4 +16,6 @@ with log_to(snakemake.log[0]):
         tensorboard_dir=Path(snakemake.output.tensorboard),
         resume_dir=Path(snakemake.params.resume),
         threads=snakemake.threads,
+        protocol=snakemake.params.protocol,
+        resampling=snakemake.params.resampling,
     )

@@ -7,8 +7,15 @@ What it reproduces, because the MARS stages must cope with it (notes/react2025.m
 - sessions holding several recordings (several listeners per session: the session rule's appropriate set);
 - the junk the real archives carry: AppleDouble `._*` files, `.DS_Store`, `__MACOSX/` and `PaxHeader/`.
 
-The listener follows the speaker with a lag, and each session has its own mood, so listeners of one session
-resemble each other. Deterministic per seed (the mp4 encoder runs single-threaded).
+A learnable dependency, so a model can beat the random baseline (as `regnn.data.synthetic` does for REACT):
+- each session has a script (its topic, a smooth latent series) that every speaker of the session follows in
+  part (`SCRIPT_SHARE`), and a mood; a listener follows its own speaker with a lag (3-11 frames) plus the
+  session's mood and its own behaviour. So the listeners of one session, the session rule's appropriate
+  reactions, resemble each other and the true one over time;
+- the speaker's media carry the speaker's behaviour: each video frame is four flat quadrants whose colours
+  follow valence/arousal/AU12, two triples of expression probabilities and three AU group means; the audio's
+  loudness follows arousal and its pitch valence. So random-weight backbones' features can decode it.
+Deterministic per seed (the mp4 encoder runs single-threaded).
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from regnn.data.noise import ar1_noise
 from regnn.io import atomic_directory, x264_options
 
 LATENT = 4
+SCRIPT_SHARE = 0.6
+"""Variance share of a speaker's latent behaviour that is the session's script."""
+MAX_LAG = 12
 
 
 @dataclass(frozen=True)
@@ -57,26 +67,44 @@ def _attributes(latent: np.ndarray, mix: np.ndarray) -> np.ndarray:
     return np.concatenate([aus, va, probs], axis=1).astype(np.float32)
 
 
+def _quadrant_colours(row: np.ndarray) -> np.ndarray:
+    """(4, 3) RGB in [0, 1] of one frame's quadrants: what the face-crop stand-in shows of the attributes."""
+    aus, expressions = row[:15], row[17:25]
+    return np.clip(np.array([
+        [0.5 + 0.4 * row[15], 0.5 + 0.4 * row[16], 0.2 + 0.6 * row[11]],  # valence, arousal, AU12
+        0.1 + 2.4 * expressions[:3],
+        0.1 + 2.4 * expressions[3:6],
+        0.1 + 0.8 * aus.reshape(3, 5).mean(axis=1),
+    ]), 0.0, 1.0)
+
+
 def _write_mp4(path: Path, attributes: np.ndarray, size: int) -> None:
-    """A face-crop stand-in: a flat image whose colour follows valence, arousal and one AU."""
+    """A face-crop stand-in: four flat quadrants whose colours follow the attributes (`_quadrant_colours`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    half = size // 2
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=int(mars.FPS))
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.options = x264_options(crf=30, preset="ultrafast")
+        image = np.empty((size, size, 3), dtype=np.uint8)
         for row in attributes:
-            rgb = np.array([0.5 + 0.4 * row[15], 0.5 + 0.4 * row[16], 0.2 + 0.6 * row[11]])
-            image = np.broadcast_to((np.clip(rgb, 0, 1) * 255).astype(np.uint8), (size, size, 3))
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
+            colours = (_quadrant_colours(row) * 255).astype(np.uint8)
+            image[:half, :half], image[:half, half:] = colours[0], colours[1]
+            image[half:, :half], image[half:, half:] = colours[2], colours[3]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
 
 
 def _write_wav(path: Path, attributes: np.ndarray, rate: int, rng: np.random.Generator) -> None:
+    """A voice stand-in: loudness follows arousal, pitch valence (phase-continuous)."""
     n = int(round(len(attributes) / mars.FPS * rate))
     t = np.arange(n) / rate
-    loud = np.interp(t, (np.arange(len(attributes)) + 0.5) / mars.FPS, attributes[:, 16])
-    signal = (0.05 + 0.04 * loud) * np.sin(2 * np.pi * 180.0 * t) + 0.003 * rng.standard_normal(n)
+    frame_times = (np.arange(len(attributes)) + 0.5) / mars.FPS
+    loud = np.interp(t, frame_times, attributes[:, 16])
+    pitch = 180.0 + 60.0 * np.interp(t, frame_times, attributes[:, 15])
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    signal = (0.05 + 0.04 * loud) * np.sin(phase) + 0.003 * rng.standard_normal(n)
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(path, signal.astype(np.float32), rate, subtype="PCM_16")
 
@@ -124,11 +152,15 @@ def write_mars_dataset(out: Path, settings: MarsSyntheticSettings = MarsSyntheti
                 session = f"session{session_number}"
                 session_number += 1
                 mood = rng.normal(0, 0.8, LATENT)
+                # the session's script from its own stream, so the main stream (stems, lengths) is unchanged
+                script = _smooth(np.random.default_rng([settings.seed, session_number]),
+                                 settings.frames[1] + MAX_LAG)
                 for i in range(int(rng.integers(settings.stems_per_session[0], settings.stems_per_session[1] + 1))):
                     stem = f"Camera-2024-06-{int(rng.integers(1, 29)):02d}-{int(rng.integers(0, 10**5)):05d}{i}"
                     length = int(rng.integers(settings.frames[0], settings.frames[1] + 1))
-                    lag = int(rng.integers(3, 12))
-                    speaker = _smooth(rng, length + lag)
+                    lag = int(rng.integers(3, MAX_LAG))
+                    speaker = (np.sqrt(SCRIPT_SHARE) * script[:length + lag]
+                               + np.sqrt(1 - SCRIPT_SHARE) * _smooth(rng, length + lag))
                     listener_length = max(1, length + int(rng.integers(-settings.length_jitter,
                                                                        settings.length_jitter + 1)))
                     follow = np.resize(speaker[: length], (listener_length, LATENT))

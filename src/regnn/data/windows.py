@@ -122,6 +122,10 @@ class WindowSampler:
     def n_windows(self) -> int:
         return len(self.data.clips) * len(self.starts)
 
+    @property
+    def dims(self) -> dict[str, int]:
+        return {"video": self.data.video_dim, "audio": self.data.audio_dim}
+
     def sample_neighbours(self, positions: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Emotion rows of the sampled listeners (concatenated) and how many each position got."""
         chosen, counts = [], np.empty(len(positions), dtype=np.int64)

@@ -12,15 +12,14 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
-from regnn.data.index import load_emotions  # noqa: E402
-from regnn.data.layout import EMOTION_COLUMNS, FPS  # noqa: E402
+from regnn import protocols  # noqa: E402
+from regnn.data.layout import EMOTION_COLUMNS  # noqa: E402
 from regnn.io import atomic_output  # noqa: E402
 from regnn.metrics.evaluate import read_metrics  # noqa: E402
 from regnn.metrics.settings import DEFAULTS  # noqa: E402
@@ -130,27 +129,26 @@ def plot_methods(rows: Sequence[dict], path: Path) -> None:
     _save(fig, path)
 
 
-def plot_reactions(predictions_h5: Path, emotions_h5: Path, path: Path, clips: int = 3, title: str = "") -> None:
-    """Generated vs true listener reactions for the first `clips` clips: samples as a min-max band."""
-    cache = load_emotions(emotions_h5)
-    with h5py.File(predictions_h5, "r") as f:
-        pred = f["predictions"][:clips]
-    shown = min(clips, pred.shape[0])
+def plot_reactions(predictions_h5: Path, emotions_h5: Path, path: Path, clips: int = 3, title: str = "",
+                   protocol: str | None = None) -> None:
+    """Generated vs true listener reactions for the first `clips` clips: samples as a min-max band. Each
+    clip has its own time axis (MARS clips differ in length, and a true listener in length from its speaker)."""
+    chosen = protocols.get(protocol)
+    series = list(chosen.reaction_series(predictions_h5, emotions_h5, clips))
+    shown = len(series)
     dims = [EMOTION_COLUMNS.index(a) for a in FIGURE_ATTRIBUTES]
-    fig, axes = plt.subplots(shown, len(dims), figsize=(3.2 * len(dims), 2.2 * shown), squeeze=False,
-                             sharex=True)
-    t = np.arange(pred.shape[2]) / FPS
-    for k in range(shown):
-        truth = cache.listener[k]
+    fig, axes = plt.subplots(shown, len(dims), figsize=(3.2 * len(dims), 2.2 * shown), squeeze=False)
+    for k, (key, pred, truth) in enumerate(series):
+        t = np.arange(pred.shape[1]) / chosen.fps
         for ax, d in zip(axes[k], dims):
-            ax.fill_between(t, pred[k, :, :, d].min(0), pred[k, :, :, d].max(0), color="tab:blue", alpha=0.25,
-                            lw=0, label=f"{pred.shape[1]} samples")
-            ax.plot(t, pred[k, :, :, d].mean(0), color="tab:blue", lw=0.8, label="sample mean")
-            ax.plot(t, truth[:, d], color="black", lw=0.8, label="true listener")
+            ax.fill_between(t, pred[:, :, d].min(0), pred[:, :, d].max(0), color="tab:blue", alpha=0.25,
+                            lw=0, label=f"{pred.shape[0]} samples")
+            ax.plot(t, pred[:, :, d].mean(0), color="tab:blue", lw=0.8, label="sample mean")
+            ax.plot(np.arange(len(truth)) / chosen.fps, truth[:, d], color="black", lw=0.8, label="true listener")
             if k == 0:
                 ax.set_title(EMOTION_COLUMNS[d], fontsize=9)
             if d == dims[0]:
-                ax.set_ylabel("\n".join(textwrap.wrap(cache.clips[k], 24)), fontsize=6)
+                ax.set_ylabel("\n".join(textwrap.wrap(key, 24)), fontsize=6)
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
     axes[0][0].legend(fontsize=7, loc="upper right")
@@ -171,7 +169,8 @@ def reduced_split_note(skipped: Path | None) -> str:
 
 def summarize(split: str, runs: Mapping[str, Sequence[Path]], baselines: Mapping[str, Path], table: Path,
               latex: Path, methods_figure: Path, reactions: Mapping[str, tuple[Path, Path]], emotions_h5: Path,
-              settings: Mapping | None = None, skipped: Path | None = None) -> list[dict]:
+              settings: Mapping | None = None, skipped: Path | None = None,
+              protocol: str | None = None) -> list[dict]:
     """The `summarize` rule. `reactions` maps experiment -> (its predictions HDF5, the figure to write);
     `settings` is the `summary` part of the config's `evaluate` section; `skipped` is the split's
     skipped.tsv under `data.incomplete: skip` (every row then carries the reduced-split note)."""
@@ -184,5 +183,6 @@ def summarize(split: str, runs: Mapping[str, Sequence[Path]], baselines: Mapping
     write_latex(rows, latex, split, note)
     plot_methods(rows, methods_figure)
     for experiment, (predictions, figure) in reactions.items():
-        plot_reactions(predictions, emotions_h5, figure, int(s["figure_clips"]), title=f"{experiment} ({split})")
+        plot_reactions(predictions, emotions_h5, figure, int(s["figure_clips"]), title=f"{experiment} ({split})",
+                       protocol=protocol)
     return rows

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regnn.paths import RESULTS, Results
+from regnn.settings import merge_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     import numpy as np
 
 MODULES = {"react2024": "regnn.protocols.react2024", "react2025": "regnn.protocols.react2025"}
@@ -49,6 +52,19 @@ class Protocol(abc.ABC):
     baselines: tuple[str, ...]
     directions: tuple[str, ...]
     model_stages: bool  # whether features, training and generation run on this protocol's data yet
+    renders: bool  # whether the reaction videos (rule render) handle this protocol's clips
+    defaults: Mapping[str, Mapping] = {}
+    """This protocol's defaults for config sections (train, generate), under the config's own values."""
+
+    def configured(self, config: Mapping) -> dict:
+        """`config` with this protocol's defaults filled in under its sections (the one place they apply:
+        the workflow and the CLI both call this before reading train or generate settings)."""
+        return {**config, **{section: merge_settings(dict(values), config.get(section))
+                             for section, values in self.defaults.items()}}
+
+    def training_resampling(self, evaluate: Mapping) -> dict | None:
+        """The settings with which training length-aligns its targets (None: targets need no alignment)."""
+        return None
 
     def check_data(self, data: Mapping) -> None:
         """Raise ValueError for `data` settings this protocol cannot honour."""
@@ -67,6 +83,11 @@ class Protocol(abc.ABC):
         passes `"{split}"` and gets patterns."""
 
     @abc.abstractmethod
+    def write_demo_data(self, out: Path, settings: Mapping) -> object:
+        """The demo_data rule: a synthetic dataset in this protocol's layout (`settings`: config demo_data);
+        returns the settings used, for the log."""
+
+    @abc.abstractmethod
     def index_split(self, root: Path, split: str, outputs: Mapping[str, Path], data: Mapping) -> int:
         """Check a split and write `outputs`; returns the number of samples. `data` is the config section."""
 
@@ -81,6 +102,22 @@ class Protocol(abc.ABC):
     @abc.abstractmethod
     def appropriateness(self, dataset: Mapping[str, Path]) -> list[np.ndarray]:
         """Per sample, the positions (in the cache's own clip order) of its appropriate real reactions."""
+
+    @abc.abstractmethod
+    def training_windows(self, emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path],
+                         model: Mapping, train: Mapping, resampling: Mapping | None):
+        """The training split's window sampler (`n_windows`, `dims`, `batch(ids, rng)`), from resolved
+        model and train settings."""
+
+    @abc.abstractmethod
+    def generate(self, checkpoint: Path, emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path],
+                 settings: Mapping, seed: int, output: Path, threads: int | None = None) -> None:
+        """The generate rule: every sample's reactions, in the predictions file this protocol's evaluation reads."""
+
+    @abc.abstractmethod
+    def reaction_series(self, predictions_h5: Path, emotions: Path, clips: int
+                        ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """For the first `clips` samples: key, predictions (samples, frames, 25), the true partner (T, 25)."""
 
     @abc.abstractmethod
     def evaluate_run(self, predictions_h5: Path, dataset: Mapping[str, Path], output: Path,

@@ -16,6 +16,8 @@ from regnn.paths import RESULTS, Results
 from regnn.protocols import ExtractionClip, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     import numpy as np
 
 
@@ -23,6 +25,7 @@ class React2024(Protocol):
     name = "react2024"
     fps = 25.0
     model_stages = True
+    renders = True
     clip_frames = 750
 
     @property
@@ -40,6 +43,13 @@ class React2024(Protocol):
     def dataset_outputs(self, split: str, incomplete: str = "error", results: Results = RESULTS) -> dict[str, Path]:
         out = {"index": results.index(split), "emotions": results.emotions(split)}
         return {**out, "skipped": results.skipped(split)} if incomplete == "skip" else out
+
+    def write_demo_data(self, out: Path, settings: Mapping) -> object:
+        from regnn.data.synthetic import SyntheticSettings, write_dataset
+
+        chosen = SyntheticSettings(**settings)
+        write_dataset(out, chosen)
+        return chosen
 
     def index_split(self, root: Path, split: str, outputs: Mapping[str, Path], data: Mapping) -> int:
         from regnn.data.index import index_split
@@ -75,6 +85,32 @@ class React2024(Protocol):
         from regnn.data.index import load_emotions
 
         return [np.flatnonzero(row == 1) for row in load_emotions(dataset["emotions"]).neighbours]
+
+    def training_windows(self, emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path],
+                         model: Mapping, train: Mapping, resampling: Mapping | None):
+        """50/25 windows over every mirrored position, up to `neighbours` listeners from the neighbour matrix."""
+        from regnn.data.windows import WindowSampler, load_split
+
+        return WindowSampler(load_split(emotions, video_shards, audio_shards), model["window"], model["stride"],
+                             train["neighbours"])
+
+    def generate(self, checkpoint: Path, emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path],
+                 settings: Mapping, seed: int, output: Path, threads: int | None = None) -> None:
+        from regnn.generation import generate
+
+        generate(checkpoint, emotions, video_shards, audio_shards, dict(settings), seed, output, threads)
+
+    def reaction_series(self, predictions_h5: Path, emotions: Path, clips: int
+                        ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        import h5py
+
+        from regnn.data.index import load_emotions
+
+        cache = load_emotions(emotions)
+        with h5py.File(predictions_h5, "r") as f:
+            pred = f["predictions"][:clips]
+        for k in range(len(pred)):
+            yield cache.clips[k], pred[k], cache.listener[k]
 
     def evaluate_run(self, predictions_h5: Path, dataset: Mapping[str, Path], output: Path,
                      settings: Mapping | None = None, threads: int = 1) -> Mapping[str, float | str]:

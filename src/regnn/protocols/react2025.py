@@ -15,14 +15,29 @@ from regnn.paths import RESULTS, Results
 from regnn.protocols import ExtractionClip, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     import numpy as np
+
+    from regnn.data.mars import MarsCache
 
 
 class React2025(Protocol):
     name = "react2025"
     fps = 30.0
-    model_stages = False  # the next step: REGNN on MARS end to end
+    model_stages = True
+    renders = False  # the reaction videos assume REACT 2024's fixed-length cache
     clip_frames = None
+    defaults = {
+        # The 2025/2026 REGNN baseline (README 2026 commands): Adam lr 1e-4, weight decay 5e-4, milestone 9,
+        # gamma 0.1, 100 epochs, batch 64, seed 1 (config `seeds`), a checkpoint every 5 epochs
+        # (mhp-epoch{5..100}: after 5, 10, ..., 100 epochs) and generation from the last. An epoch is one pass
+        # over the speaker clips; k_select 2; the threshold update never fires.
+        "train": {"epochs": 100, "batch_size": 64, "batches_per_epoch": None, "checkpoint_every": 5,
+                  "checkpoint_offset": 0, "lr": 1.0e-4, "weight_decay": 5.0e-4, "milestones": [9], "gamma": 0.1,
+                  "neighbours": 2, "threshold_rule": "never"},
+        "generate": {"epoch": None, "eval_clip_batch_size": 1},
+    }
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -39,6 +54,17 @@ class React2025(Protocol):
     def dataset_outputs(self, split: str, incomplete: str = "error", results: Results = RESULTS) -> dict[str, Path]:
         out = {"index": results.index(split), "emotions": results.emotions(split), "targets": results.targets(split)}
         return {**out, "skipped": results.skipped(split)} if incomplete == "skip" else out
+
+    def write_demo_data(self, out: Path, settings: Mapping) -> object:
+        from regnn.data.mars_synthetic import MarsSyntheticSettings, write_mars_dataset
+
+        given = dict(settings)
+        for key in ("stems_per_session", "frames"):  # YAML lists -> the settings' (low, high) pairs
+            if key in given:
+                given[key] = tuple(given[key])
+        chosen = MarsSyntheticSettings(**given)
+        write_mars_dataset(out, chosen)
+        return chosen
 
     def index_split(self, root: Path, split: str, outputs: Mapping[str, Path], data: Mapping) -> int:
         from regnn.data import mars
@@ -80,15 +106,43 @@ class React2025(Protocol):
         return np.diff(cache.offsets)[cache.speaker_index]
 
     def appropriateness(self, dataset: Mapping[str, Path]) -> list[np.ndarray]:
-        """The session rule: every clip of the partner's role in the sample's session."""
-        import numpy as np
-
         from regnn.data import mars
 
-        cache = mars.load_cache(dataset["emotions"])
-        roles = [c.split("/")[0] for c in cache.clips]
-        return [np.array([j for j, c in enumerate(cache.clips) if cache.sessions[j] == cache.sessions[p]
-                          and roles[j] == roles[p]]) for p in cache.listener_index]
+        return _session_rule(mars.load_cache(dataset["emotions"]))
+
+    def training_resampling(self, evaluate: Mapping) -> dict | None:
+        """The metrics' resampling (evaluate.resampling), so REGNN trains on the targets it is scored against."""
+        return dict(evaluate.get("resampling") or {"checkpoint": None})
+
+    def training_windows(self, emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path],
+                         model: Mapping, train: Mapping, resampling: Mapping | None):
+        """One random window per speaker clip per epoch, k_select (train.neighbours) session listeners."""
+        from regnn.data.mars_windows import MarsWindowSampler, load_mars_split
+        from regnn.metrics.mars import resampler
+
+        data = load_mars_split(emotions, video_shards, audio_shards)
+        return MarsWindowSampler(data, model["window"], train["neighbours"], _session_rule(data.cache),
+                                 resampler(resampling)[0], train["short_clips"])
+
+    def generate(self, checkpoint: Path, emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path],
+                 settings: Mapping, seed: int, output: Path, threads: int | None = None) -> None:
+        from regnn.generation import generate_chunks
+
+        generate_chunks(checkpoint, emotions, video_shards, audio_shards, dict(settings), seed, output, threads)
+
+    def reaction_series(self, predictions_h5: Path, emotions: Path, clips: int
+                        ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        import h5py
+
+        from regnn.data import mars
+        from regnn.io import decode_strings
+
+        cache = mars.load_cache(emotions)
+        with h5py.File(predictions_h5, "r") as f:
+            keys, offsets = decode_strings(f["clips"][()]), f["offsets"][()]
+            for k in range(min(clips, len(keys))):
+                pred = f["predictions"][offsets[k]:offsets[k + 1]].transpose(1, 0, 2)
+                yield keys[k], pred, cache.series(int(cache.listener_index[k]))
 
     def evaluate_run(self, predictions_h5: Path, dataset: Mapping[str, Path], output: Path,
                      settings: Mapping | None = None, threads: int = 1) -> Mapping[str, float | str]:
@@ -128,6 +182,15 @@ class React2025(Protocol):
         from regnn.metrics import mars_evaluate
 
         return mars_evaluate.printed_lines(metrics)
+
+
+def _session_rule(cache: MarsCache) -> list[np.ndarray]:
+    """The session rule: per sample, every clip of the partner's role in the sample's session."""
+    import numpy as np
+
+    roles = [c.split("/")[0] for c in cache.clips]
+    return [np.array([j for j, c in enumerate(cache.clips) if cache.sessions[j] == cache.sessions[p]
+                      and roles[j] == roles[p]]) for p in cache.listener_index]
 
 
 PROTOCOL = React2025()
