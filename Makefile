@@ -8,7 +8,7 @@ CORES ?= 2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_PACKAGES := graphviz gcc
 
-.PHONY: install system-packages browser lock demo test lint dag report clean-demo
+.PHONY: install system-packages browser lock demo demo-mars test lint dag report clean-demo
 
 install: system-packages $(VENV)/.installed
 
@@ -49,6 +49,13 @@ demo: install
 	@echo; echo "results/metrics/test.tsv:"
 	@$(PY) -c 'import pandas as pd; t = pd.read_csv("results/metrics/test.tsv", sep="\t"); print(t.to_string(index=False, na_rep="", float_format="{:.4g}".format))'
 
+# The MARS demo (data.protocol: react2025) in its own working directory, so it never mixes with `make demo`'s.
+MARS_DEMO := results/demo-mars
+demo-mars: install
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo_mars.yaml --directory $(MARS_DEMO)
+	@echo; echo "$(MARS_DEMO)/results/metrics/test.tsv:"
+	@$(PY) -c 'import pandas as pd; t = pd.read_csv("$(MARS_DEMO)/results/metrics/test.tsv", sep="\t"); print(t.to_string(index=False, na_rep="", float_format="{:.4g}".format))'
+
 test: install browser
 	$(PY) -m pytest -q
 
@@ -69,4 +76,4 @@ report: install
 	@echo "wrote report.html"
 
 clean-demo:
-	rm -rf results/demo-data results/dataset results/features results/experiments results/baselines results/metrics results/logs
+	rm -rf results/demo-mars results/demo-data results/dataset results/features results/experiments results/baselines results/metrics results/logs

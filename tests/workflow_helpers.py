@@ -103,5 +103,6 @@ def mars_demo_config(**overrides: object) -> dict:
     config["demo_data"].update(sessions={"train": 2, "val": 1, "test": 1}, stems_per_session=[2, 3],
                                frames=[58, 120])
     config["train"].update(epochs=2, checkpoint_every=1)
+    config["evaluate"]["baselines"]["names"] = ["ground_truth", "random"]
     config.update(overrides)
     return config
