@@ -12,7 +12,8 @@ layout (split CSV, Emotion CSVs, neighbour matrix, `result-{j}.pth`), then `benc
 loading alone (a process that imports the evaluate path and reads every file, then exits). Every timing is
 repeated (--repeats for ours, --reference-repeats for the slow official way); the table gives the median
 and the range, the ratios the ratio of medians and the range from the extremes. Both sides get the same CPU workers (--threads). Peak RSS is the process's own
-(wait4). The GPU rows are printed when CUDA is available.
+(wait4). The GPU rows are printed when CUDA is available. First, FRD's DTW kernel alone on one thread in CPU
+time per DP cell: the figure to compare builds with on a busy machine.
 """
 
 from __future__ import annotations
@@ -195,10 +196,30 @@ def main() -> None:
         runs.append((f"ours, GPU ({torch.cuda.get_device_name()}, {path})",
                      lambda: react.compute_metrics(pred, speaker, listener, matrix, device="cuda")))
     if not args.no_scoring:
+        kernel_cpu_time(pred, listener, matrix, args)
         score_in_process(runs, args, times, results, pred, listener, matrix)
     if args.no_files:
         return
     end_to_end(args, pred, speaker, matrix)
+
+
+def kernel_cpu_time(pred: np.ndarray, listener: np.ndarray, matrix: np.ndarray, args) -> None:
+    """FRD's DTW kernel alone, one thread, in CPU time per DP cell of one SIMD vector: a figure that other
+    processes on the machine barely change, unlike the wall-clock ratios (on a loaded machine the official
+    way's process pool loses more than our threads). A quarter of the speakers, as scored by react.frd."""
+    lib = dtw.load_kernel()
+    if lib is None:
+        return
+    speakers = max(1, len(pred) // 4)
+    pairs = int((matrix[:speakers] == 1).sum()) * pred.shape[1]
+    cells = -(-pairs // lib.frd_dtw_lanes()) * args.frames * args.frames
+    per_cell = []
+    for _ in range(args.repeats):
+        start = time.process_time()
+        react.frd(pred[:speakers], listener, matrix[:speakers], device="cpu", threads=1)
+        per_cell.append((time.process_time() - start) / cells * 1e9)
+    print(f"\nFRD's DTW kernel alone, 1 thread ({pairs} pairs, {lib.frd_dtw_lanes()} lanes per vector): "
+          f"{statistics.median(per_cell):.2f} ns CPU time per vector DP cell [{min(per_cell):.2f}-{max(per_cell):.2f}]")
 
 
 def score_in_process(runs, args, times, results, pred, listener, matrix) -> None:
