@@ -15,13 +15,14 @@
  * sqrt(2 * D) per group.
  *
  * Where the time goes (measured, see notes/issue-13.md): the cost FMAs (25 of ~40 vector ops per cell) on
- * the two FMA ports. So per BAND x TILE tile and group the costs go into 16 register accumulators (8 loads
- * per 16 FMAs) and that group's DP runs on them in registers; the DP is blocked so both series' working
- * sets stay in L1/L2.
+ * the two FMA ports, then the DP's min/add ops and the loads; laying a chunk out took a third of the time
+ * until it went frame by frame (load_side). So per BAND x TILE tile and group the costs go into 16 register
+ * accumulators (8 loads per 16 FMAs) and that group's DP runs on them in registers; the DP is blocked so
+ * both series' working sets stay in L1/L2.
  *
  * Built at first use by regnn.metrics.dtw with -march=native: W = 16 with AVX-512, 8 with AVX2 + FMA,
- * else 4 (SSE or GCC's generic vectors). No OpenMP: Python threads call disjoint chunk ranges (ctypes
- * releases the GIL).
+ * else 4 (SSE or GCC's generic vectors). No OpenMP: Python threads call frd_dtw on the same range and
+ * take its chunks from a shared counter (ctypes releases the GIL).
  */
 #include <math.h>
 #include <stdint.h>
