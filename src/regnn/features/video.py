@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 125,  # frames per forward pass (750 = 6 x 125, so no ragged batches)
 }
 
+RESIZE_GROUP = 50
+"""Frames decoded and resized at a time (each image is resized alone: the grouping changes no pixel)."""
+
 _MS_DOWNSAMPLE = re.compile(r"layers\.(\d+)\.downsample\.")
 
 
@@ -103,20 +106,33 @@ class VideoExtractor:
         self.std = torch.tensor(s["std"], device=self.device).view(1, 3, 1, 1)
 
     def chunks(self, clip: Clip) -> Iterator[Prepared]:
+        """Pieces of `chunk_frames` resized frames; frames are decoded and resized `RESIZE_GROUP` at a time, so
+        the full-size frames held stay few (a 1,000-frame piece of 384x384 frames would be 442 MB raw)."""
         notes: list[tuple[str, str]] = []
-        for frames in video_chunks(clip.key, clip.video, clip.frames, self.s["chunk_frames"], clip.fps,
+        size = self.s["chunk_frames"]
+        piece: torch.Tensor | None = None
+        filled = done = 0
+        for frames in video_chunks(clip.key, clip.video, clip.frames, min(size, RESIZE_GROUP), clip.fps,
                                    clip.tolerance, notes):
-            tensor = resize_crop(torch.from_numpy(frames).permute(0, 3, 1, 2), self.s["resize"], self.s["crop"])
+            small = resize_crop(torch.from_numpy(frames).permute(0, 3, 1, 2), self.s["resize"], self.s["crop"])
             del frames
-            if tensor.shape[-1] != tensor.shape[-2]:
-                raise MediaError(clip.key, clip.video, f"frames resized to {tuple(tensor.shape[-2:])} are not "
+            if small.shape[-1] != small.shape[-2]:
+                raise MediaError(clip.key, clip.video, f"frames resized to {tuple(small.shape[-2:])} are not "
                                                        "square: set the extractor's `crop`")
-            tensor = tensor.contiguous()
-            if self.device.type == "cuda":
-                tensor = tensor.pin_memory()
-            yield Prepared(clip.key, tensor)
+            offset = 0
+            while offset < len(small):
+                if piece is None:
+                    piece = torch.empty((min(size, clip.frames - done), *small.shape[1:]), dtype=torch.uint8,
+                                        pin_memory=self.device.type == "cuda")
+                    filled = 0
+                take = min(len(piece) - filled, len(small) - offset)
+                piece[filled:filled + take] = small[offset:offset + take]
+                filled, offset, done = filled + take, offset + take, done + take
+                if filled == len(piece):
+                    yield Prepared(clip.key, piece)
+                    piece = None
         if notes:  # the reader's notes are known once it is exhausted: an empty last piece carries them
-            yield Prepared(clip.key, tensor[:0], notes)
+            yield Prepared(clip.key, torch.empty((0, 3, 1, 1), dtype=torch.uint8), notes)
 
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalised uint8 frames (B, 3, crop, crop) -> (B, dim) features, on the device."""
