@@ -98,7 +98,7 @@ def test_mars_features_through_the_rule_at_each_clips_length(tmp_path: Path) -> 
     assert planned(snakemake(tmp_path, extractors, "-n", data={"protocol": "react2025", "length_tolerance": 3})) == []
 
 
-@pytest.mark.parametrize("config", ["config/config.yaml", "config/demo.yaml"])
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/demo.yaml", "config/demo_mars.yaml"])
 def test_configured_extractors_match_the_schema_and_the_code(config: str) -> None:
     from regnn.features import precomputed, runtime, video, vggish, wav2vec
 
