@@ -15,6 +15,7 @@ import pytest
 import soundfile
 import timm
 import torch
+import yaml
 from PIL import Image
 
 from regnn.features import vggish as vg
@@ -522,6 +523,21 @@ def test_mars_features_have_each_clips_length_and_are_reproducible(mars_split: t
     write_mp4(tmp_path / "wide.mp4", frames=60, size=32, fps=30, width=48)
     with pytest.raises(MediaError, match="not square: set the extractor's `crop`"):
         list(ex.chunks(replace(mars_clip(root / "test", key, 60), video=tmp_path / "wide.mp4")))
+
+
+def test_cli_extracts_a_mars_split(mars_split: tuple[Path, Path], tmp_path: Path) -> None:
+    from regnn.cli import main
+
+    _, index = mars_split
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"data": {"protocol": "react2025"}, "extractors": {"swin": {**MARS_SWIN,
+                                                                                                 "frames": 750}}}))
+    assert main(["extract", "--config", str(config), "--extractor", "swin", "--split", "test", "--index",
+                 str(index), "--results", str(tmp_path / "results")]) == 0
+    shard = read_shard(tmp_path / "results" / "features" / "swin" / "test" / "shard-0.h5")
+    assert {k: v.shape[0] for k, v in shard.items()} == index_lengths(index)
+    log = (tmp_path / "results" / "logs" / "extract" / "swin" / "test" / "shard-0.log").read_text()
+    assert "`frames` / `fps` settings are not used: the react2025 index gives each clip's length" in log
 
 
 def test_media_within_the_tolerance_are_trimmed_or_repeat_the_last_frame(mars_split: tuple[Path, Path]) -> None:

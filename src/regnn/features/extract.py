@@ -88,6 +88,9 @@ def extract_shard(index_tsv: Path, output: Path, name: str, settings: Mapping[st
     tolerance = LENGTH_TOLERANCE if length_tolerance is None else int(length_tolerance)
     clips = [settled(c, common, tolerance) for c in
              shard_rows(protocols.get(protocol).extraction_clips(index_tsv), int(common["shards"]), shard)]
+    if any(c.frames is not None for c in clips) and {"frames", "fps"} & set(settings):
+        log.warning("extractor %s: its `frames` / `fps` settings are not used: the %s index gives each clip's "
+                    "length and rate", name, protocols.get(protocol).name)
     extractor = build_extractor(name, settings)
     log.info("extractor %s (%s): %s", name, settings.get("kind"), extractor.description)
     if extractor.random_weights:
