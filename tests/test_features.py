@@ -419,6 +419,23 @@ def test_shards_cover_each_speaker_once_in_order(tmp_path: Path) -> None:
     assert parts == [keys[:3], keys[3:5], keys[5:]]
 
 
+def test_shards_are_written_clip_by_clip_and_atomically(tmp_path: Path) -> None:
+    from regnn.feature_store import shard_writer, write_shard
+
+    a, b = np.ones((3, 2), np.float32), np.zeros((5, 2), np.float32)
+    with shard_writer(tmp_path / "s.h5", "x", {"k": 1}) as put:
+        put("speaker/session0/a", a)
+        a[:] = 7  # stored when put: the caller may drop or reuse its array at once
+        put("speaker/session0/b", b)
+    write_shard(tmp_path / "w.h5", {"speaker/session0/a": np.ones((3, 2)), "speaker/session0/b": b}, "x", {"k": 1})
+    assert (tmp_path / "s.h5").read_bytes() == (tmp_path / "w.h5").read_bytes()
+    with pytest.raises(ValueError, match=r"different feature dimensions \[2, 3\]"):
+        with shard_writer(tmp_path / "bad.h5", "x", {}) as put:
+            put("a", a)
+            put("b", np.ones((4, 3)))
+    assert not (tmp_path / "bad.h5").exists() and not list(tmp_path.glob(".bad.h5.*"))
+
+
 def test_cli_extracts_every_shard_and_names_bad_clips(tmp_path: Path) -> None:
     from regnn.cli import main
 

@@ -6,8 +6,9 @@ ground floor because both sides of it use it: the extractors write shards, the t
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,18 +31,37 @@ def shard_clips(clips: Sequence[str], shards: int, k: int) -> list[str]:
     return [unique[i] for i in chunks[k]]
 
 
-def write_shard(path: Path, features: Mapping[str, np.ndarray], extractor: str, settings: Mapping) -> None:
-    """Write one shard atomically; every clip must have the same feature dimension."""
-    dims = {np.asarray(v).shape[1] for v in features.values()}
-    if len(dims) > 1:
-        raise ValueError(f"{path}: clips have different feature dimensions {sorted(dims)}")
+@contextlib.contextmanager
+def shard_writer(path: Path, extractor: str, settings: Mapping) -> Iterator[Callable[[str, np.ndarray], None]]:
+    """Write one shard atomically, clip by clip: `put(clip, values)` stores a clip at once, so an extraction
+    holds one clip's features, not the shard's (a MARS shard can be many GB). Every clip must have the same
+    feature dimension; nothing is left under `path` if the block fails."""
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["extractor"] = extractor
             f.attrs["settings"] = json.dumps(settings, sort_keys=True)
-            f.attrs["dim"] = dims.pop() if dims else 0
-            for clip, values in features.items():
-                f.create_dataset(clip, data=np.asarray(values, dtype=np.float32))
+            dim: int | None = None
+
+            def put(clip: str, values: np.ndarray) -> None:
+                nonlocal dim
+                values = np.asarray(values, dtype=np.float32)
+                if dim is None:
+                    dim = int(values.shape[1])
+                    f.attrs["dim"] = dim
+                elif values.shape[1] != dim:
+                    raise ValueError(f"{path}: clips have different feature dimensions {sorted({dim, values.shape[1]})}")
+                f.create_dataset(clip, data=values)
+
+            yield put
+            if dim is None:
+                f.attrs["dim"] = 0
+
+
+def write_shard(path: Path, features: Mapping[str, np.ndarray], extractor: str, settings: Mapping) -> None:
+    """Write one shard atomically; every clip must have the same feature dimension."""
+    with shard_writer(path, extractor, settings) as put:
+        for clip, values in features.items():
+            put(clip, values)
 
 
 def load_features(shard_paths: Sequence[Path], clips: Sequence[str]) -> np.ndarray:

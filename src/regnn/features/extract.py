@@ -29,7 +29,7 @@ from regnn.data.mars import LENGTH_TOLERANCE
 from regnn.features.kinds import implementation
 from regnn.features.media import MediaError, prefetch_chunks
 from regnn.features.runtime import COMMON_DEFAULTS, Clip, Extractor
-from regnn.feature_store import shard_clips, write_shard
+from regnn.feature_store import shard_clips, shard_writer
 from regnn.protocols import ExtractionClip
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,11 @@ def extract_shard(index_tsv: Path, output: Path, name: str, settings: Mapping[st
              len(clips), extractor.device, torch.get_num_threads())
     media = "audio" if settings.get("modality") == "audio" else "video"
 
-    features: dict[str, np.ndarray] = {}
     notes: Counter[str] = Counter()
     network = 0.0
     start = time.perf_counter()
-    with tqdm(total=len(clips), unit="clip", desc=f"{name} shard {shard}", disable=not progress) as bar:
+    with shard_writer(output, name, dict(settings)) as put, \
+            tqdm(total=len(clips), unit="clip", desc=f"{name} shard {shard}", disable=not progress) as bar:
         for clip, pieces in prefetch_chunks(extractor.chunks, clips, int(common["workers"]),
                                             int(common["prefetch"])):
             rows = []
@@ -115,11 +115,10 @@ def extract_shard(index_tsv: Path, output: Path, name: str, settings: Mapping[st
                     notes[kind] += 1
                     log.info("clip %s: %s: %s", clip.key, kind, detail)
             values = rows[0] if len(rows) == 1 else np.concatenate(rows)
-            features[clip.key] = _checked(values, clip, extractor.dim, getattr(clip, media))
+            put(clip.key, _checked(values, clip, extractor.dim, getattr(clip, media)))
             bar.update(1)
-    elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start
     report = ShardReport(len(clips), sum(c.frames for c in clips), elapsed, network, dict(notes))
-    write_shard(output, features, name, dict(settings))
     log.info("wrote %s: %d clips, %d frames in %.1f s = %.1f frames/s; network busy %.0f%% of the time",
              output, report.clips, report.frames, elapsed, report.frames_per_second,
              100 * network / elapsed if elapsed > 0 else 0.0)
