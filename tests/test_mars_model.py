@@ -219,3 +219,31 @@ def test_summary_figures_cope_with_variable_lengths(scored: dict, checkpoint: Pa
     assert [r["method"] for r in rows] == ["regnn", "random"] and "FRDvs" not in out["t.tsv"].read_text()
     assert out["r.png"].stat().st_size > 1000 and "MAE" in out["t.tex"].read_text()
     assert mars.load_cache(scored["emotions"]).samples == scored["clips"]
+
+
+def test_config_yaml_switches_to_the_2025_baseline_with_data_protocol_alone() -> None:
+    import yaml
+
+    from regnn.settings import experiment_settings, resolve_generate_settings
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
+    for name, expected in (("react2024", (128, 101, 10, "reference", 1, 96)), ("react2025", (64, None, 2, "never", 0, None))):
+        configured = protocols.get(name).configured({**config, "data": {**config["data"], "protocol": name}})
+        s = experiment_settings(configured, "regnn")["train"]
+        generate = resolve_generate_settings(configured["generate"])
+        assert (s["batch_size"], s["batches_per_epoch"], s["neighbours"], s["threshold_rule"],
+                s["checkpoint_offset"], generate["epoch"]) == expected, name
+
+
+def test_the_official_export_of_mars_predictions_scores_the_same(scored: dict, checkpoint: Path,
+                                                                 tmp_path: Path) -> None:
+    from regnn.generation import export_official
+
+    pred = tmp_path / "pred.h5"
+    _generate(scored, checkpoint, pred, samples=3)
+    export_official(pred, tmp_path / "official" / "test")
+    data = mars_evaluate.pipeline_set(scored["emotions"], scored["targets"])
+    from_h5 = mars_evaluate.score(data, mars_evaluate.H5Predictions(pred, data.samples))
+    from_folder = mars_evaluate.score(data, mars_evaluate.DirectoryPredictions(tmp_path / "official", "test",
+                                                                              data.samples, 3))
+    assert from_h5 == from_folder

@@ -100,7 +100,7 @@ def mars_demo_config(**overrides: object) -> dict:
     """The MARS demo config (config/demo_mars.yaml) on a smaller synthetic MARS set, updated with top-level
     overrides: a few seconds per stage."""
     config = yaml.safe_load((REPO / "config" / "demo_mars.yaml").read_text())
-    config["demo_data"].update(sessions={"train": 2, "val": 1, "test": 1}, stems_per_session=[2, 3],
+    config["demo_data"].update(sessions={"train": 2, "test": 1}, stems_per_session=[2, 3],
                                frames=[58, 120])
     config["train"].update(epochs=2, checkpoint_every=1)
     config["evaluate"]["baselines"]["names"] = ["ground_truth", "random"]
