@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from regnn import protocols
 from regnn.checkpoints import CHECKPOINT_FORMAT, link_checkpoint, load_checkpoint, save_checkpoint
+from regnn.data.mars_windows import MarsWindowSampler
 from regnn.data.windows import Batch, WindowSampler, prefetched_batches
 from regnn.devices import choose_device
 from regnn.io import atomic_output
@@ -164,8 +165,8 @@ def _open_tensorboard(tensorboard_dir: Path, rows: list[dict[str, Any]]) -> Any:
     return writer
 
 
-def _train_epoch(run: _Run, sampler: WindowSampler, train_s: dict, seed: int, epoch: int, n_batches: int,
-                 device: torch.device, progress: tqdm) -> tuple[dict[str, float], float]:
+def _train_epoch(run: _Run, sampler: WindowSampler | MarsWindowSampler, train_s: dict, seed: int, epoch: int,
+                 n_batches: int, device: torch.device, progress: tqdm) -> tuple[dict[str, float], float]:
     """One epoch (0-based `epoch`), seeded from (seed, epoch): mean losses and seconds spent waiting for input."""
     batch_size = train_s["batch_size"]
     torch.manual_seed(_epoch_seed(seed, epoch))
@@ -252,7 +253,7 @@ def train(emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[P
                     "(every_epoch sets it)")
     elif train_s["threshold_divisor"] and train_s["threshold_rule"] == "reference" \
             and n_batches != train_s["batches_per_epoch"]:
-        log.warning("an epoch has %d < batches_per_epoch = %s batches: as in the reference, the loss threshold "
+        log.warning("an epoch has %d batches, not batches_per_epoch = %s: as in the reference, the loss threshold "
                     "is never set (train.threshold_rule: every_epoch sets it anyway)", n_batches,
                     train_s["batches_per_epoch"])
     log.info("%d windows per epoch (%s), %d batches of up to %d", sampler.n_windows, chosen.name, n_batches,
