@@ -42,14 +42,17 @@ def test_listeners_of_a_session_resemble_the_true_listener(clips) -> None:
     assert np.mean(same) > np.mean(other) + 0.3, (np.mean(same), np.mean(other))
 
 
-def test_listener_follows_its_speaker_with_a_lag(clips) -> None:
+def test_listener_reacts_to_its_speaker_with_a_lag_but_does_not_copy_it(clips) -> None:
     _, series = clips
-    gains = []
+    gains, valence = [], []
     for key in (k for k in series if k.startswith("speaker/")):
-        speaker, listener = series[key][:, VA], series[mars.partner_key(key)][:, VA]
-        lagged = max(_corr(speaker[:-lag], listener[lag:]) for lag in range(3, 12))
-        gains.append(lagged - _corr(speaker[3:], listener[:-3]))  # the listener lags, it does not lead
+        speaker, listener = series[key], series[mars.partner_key(key)]
+        arousal = speaker[:, 16:17], listener[:, 16:17]
+        lagged = max(_corr(arousal[0][:-lag], arousal[1][lag:]) for lag in range(3, 12))
+        gains.append(lagged - _corr(arousal[0][3:], arousal[1][:-3]))  # the listener lags, it does not lead
+        valence.append(max(_corr(speaker[:-lag, 15:16], listener[lag:, 15:16]) for lag in range(3, 12)))
     assert np.mean(gains) > 0.05 and min(gains) > -0.05, gains
+    assert np.mean(valence) < -0.2, valence  # valence is mirrored: the reaction is not a copy
 
 
 def test_speaker_video_shows_the_attributes(clips) -> None:

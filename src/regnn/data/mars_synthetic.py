@@ -9,8 +9,9 @@ What it reproduces, because the MARS stages must cope with it (notes/react2025.m
 
 A learnable dependency, so a model can beat the random baseline (as `regnn.data.synthetic` does for REACT):
 - each session has a script (its topic, a smooth latent series) that every speaker of the session follows in
-  part (`SCRIPT_SHARE`), and a mood; a listener follows its own speaker with a lag (3-11 frames) plus the
-  session's mood and its own behaviour. So the listeners of one session, the session rule's appropriate
+  part (`SCRIPT_SHARE`), and a mood; a listener reacts to its own speaker with a lag (3-11 frames) through a
+  fixed non-identity map (`REACTION`: valence mirrored, two latent dims swapped), plus the session's mood
+  and its own behaviour; so the reaction is learnable but not a copy (mime is not the answer). So the listeners of one session, the session rule's appropriate
   reactions, resemble each other and the true one over time;
 - the speaker's media carry the speaker's behaviour: each video frame is four flat quadrants whose colours
   follow valence/arousal/AU12, two triples of expression probabilities and three AU group means; the audio's
@@ -35,6 +36,8 @@ LATENT = 4
 SCRIPT_SHARE = 0.6
 """Variance share of a speaker's latent behaviour that is the session's script."""
 MAX_LAG = 12
+REACTION = np.array([[-1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]])
+"""How a listener's latent behaviour answers its speaker's (latent dim 0 drives valence, 1 arousal)."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def write_mars_dataset(out: Path, settings: MarsSyntheticSettings = MarsSyntheti
                                + np.sqrt(1 - SCRIPT_SHARE) * _smooth(rng, length + lag))
                     listener_length = max(1, length + int(rng.integers(-settings.length_jitter,
                                                                        settings.length_jitter + 1)))
-                    follow = np.resize(speaker[: length], (listener_length, LATENT))
+                    follow = np.resize(speaker[: length] @ REACTION, (listener_length, LATENT))
                     listener = mood + 0.7 * follow + 0.5 * _smooth(rng, listener_length)
                     _write_clip(split_dir, "speaker", session, stem, _attributes(speaker[lag:], mix), settings, rng)
                     _write_clip(split_dir, "listener", session, stem, _attributes(listener, mix), settings, rng)
