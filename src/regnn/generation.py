@@ -83,11 +83,7 @@ def modify_aus(reactions: torch.Tensor) -> torch.Tensor:
 def generate(checkpoint: Path, emotions: Path, video_shards: Sequence[Path], audio_shards: Sequence[Path],
              settings: dict[str, Any] | None, seed: int, output: Path, threads: int | None = None) -> None:
     """Write `predictions` (2N, samples, frames, 25) float32 and `clips` (2N,) for a split to `output`."""
-    s = resolve_generate_settings(settings)
-    if threads:
-        torch.set_num_threads(threads)
-    device = choose_device(s["device"])
-    state = load_checkpoint(Path(checkpoint))
+    s, device, state = _start(checkpoint, settings, threads)
     data = load_split(Path(emotions), video_shards, audio_shards)
     model = _load_model(checkpoint, state, {"video": data.video_dim, "audio": data.audio_dim}, device)
     model_s = state["settings"]["model"]
@@ -111,6 +107,15 @@ def generate(checkpoint: Path, emotions: Path, video_shards: Sequence[Path], aud
             progress.update(len(rows))
         progress.close()
     log.info("wrote %d x %d samples to %s", positions, samples, output)
+
+
+def _start(checkpoint: Path, settings: dict[str, Any] | None, threads: int | None
+           ) -> tuple[dict[str, Any], torch.device, dict[str, Any]]:
+    """What both generators begin with: the resolved settings, the device and the checkpoint's state."""
+    s = resolve_generate_settings(settings)
+    if threads:
+        torch.set_num_threads(threads)
+    return s, choose_device(s["device"]), load_checkpoint(Path(checkpoint))
 
 
 def _load_model(checkpoint: Path, state: dict[str, Any], dims: dict[str, int], device: torch.device) -> REGNN:
@@ -186,11 +191,7 @@ def generate_chunks(checkpoint: Path, emotions: Path, video_shards: Sequence[Pat
                     settings: dict[str, Any] | None, seed: int, output: Path, threads: int | None = None) -> None:
     """MARS: write the variable-length predictions file MARS evaluation reads: `clips` (sample keys),
     `offsets` (samples + 1) and `predictions` (sum of lengths, samples, 25) float32."""
-    s = resolve_generate_settings(settings)
-    if threads:
-        torch.set_num_threads(threads)
-    device = choose_device(s["device"])
-    state = load_checkpoint(Path(checkpoint))
+    s, device, state = _start(checkpoint, settings, threads)
     data = load_mars_split(Path(emotions), video_shards, audio_shards)
     model = _load_model(checkpoint, state, data.dims, device)
     window = state["settings"]["model"]["window"]
